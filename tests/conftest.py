@@ -1,0 +1,188 @@
+"""Fixtures shared by every step's tests.
+
+The package under test is chosen in one place, the `step` fixture: a test checks the step its file is
+named after (tests/test_step02_db.py checks step02_db), or, when marked `@pytest.mark.since("step02_db")`,
+that step and every later one, because what a step teaches must keep working after it.
+"""
+import importlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = sorted(p.name for p in ROOT.glob("step[0-9][0-9]_*") if (p / "__init__.py").is_file())
+
+ADMIN = {"username": "admin@gmail.com", "password": "123456"}  # the article's user, made by init-db
+TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("since")
+    if marker:
+        first, until = marker.args[0], marker.kwargs.get("until", STEPS[-1])
+        metafunc.parametrize("step", [s for s in STEPS if first <= s <= until])
+
+
+@pytest.fixture
+def step(request):
+    """The step package a test checks, by name; `since` parametrizes it over several steps."""
+    return request.module.__name__.rpartition(".")[2].removeprefix("test_")
+
+
+@pytest.fixture
+def step_package(step):
+    return importlib.import_module(step)
+
+
+@pytest.fixture
+def models(step_package):
+    """The step's models module (db, User), from step02 on."""
+    return importlib.import_module(step_package.__name__ + ".models")
+
+
+def config_for(db_file, **overrides):
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
+        "JWT_SECRET_KEY": TEST_SECRET,
+        **overrides,
+    }
+
+
+@pytest.fixture(scope="session")
+def seeded_db_file(tmp_path_factory):
+    """Per step, one database made by the step's own `init-db`. Tests work on copies of it, because
+    hashing the article's password is slow on purpose and should happen once, not in every test."""
+    made = {}
+
+    def get(package):
+        if package.__name__ not in made:
+            db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
+            app = package.create_app(config_for(db_file))
+            if "init-db" in app.cli.commands:  # step01 has no database
+                result = app.test_cli_runner().invoke(args=["init-db"])
+                assert result.exit_code == 0, result.output
+            made[package.__name__] = db_file
+        return made[package.__name__]
+
+    return get
+
+
+@pytest.fixture
+def db_file(step_package, seeded_db_file, tmp_path):
+    """This test's own database: a copy of the seeded one (the article's user is in it)."""
+    seed = seeded_db_file(step_package)
+    copy = tmp_path / "app.sqlite"
+    if seed.exists():
+        shutil.copyfile(seed, copy)
+    return copy
+
+
+@pytest.fixture
+def make_app(step_package, db_file):
+    """Build the step's app on this test's database; keyword arguments override its config."""
+    return lambda **overrides: step_package.create_app(config_for(db_file, **overrides))
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def auth(app):
+    """Headers that let a request through /users: a Bearer token once the step uses JWT (step03 on)."""
+    if "flask-jwt-extended" not in app.extensions:
+        return {}
+    from flask_jwt_extended import create_access_token
+
+    with app.app_context():
+        return {"Authorization": "Bearer " + create_access_token(identity=ADMIN["username"])}
+
+
+class LiveServer:
+    """`flask --app <step> run` in a subprocess, as a learner starts it, and plain HTTP requests to it."""
+
+    def __init__(self, step, db_file, flask_args):
+        with socket.socket() as s:  # a free port, chosen by the OS
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Only the database differs from what a learner runs: no TESTING, no test key.
+        app_arg = f"{step}:create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{db_file.as_posix()}'}})"
+        cmd = [sys.executable, "-m", "flask", "--app", app_arg, "run", "--port", str(self.port), "--no-reload"]
+        self.log = open(db_file.with_suffix(".log"), "w+")
+        self.cmd = cmd + list(flask_args)
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.ready = False  # waited for at the first request, so that several servers start in parallel
+
+    def wait_until_ready(self):
+        deadline = time.monotonic() + 20
+        while not self.ready:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                self.ready = True
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.log.seek(0)
+                    raise RuntimeError(f"{' '.join(self.cmd)} did not start:\n{self.log.read()}")
+                time.sleep(0.05)
+
+    def request(self, method, path, json_body=None, headers=None):
+        """Send one request; return (HTTP status, parsed JSON body)."""
+        self.wait_until_ready()
+        headers = dict(headers or {})
+        data = None
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture
+def live_server(step, db_file, tmp_path):
+    """A factory: live_server("--debug") starts the step on a free port, on a copy of the seeded database."""
+    servers = []
+
+    def start(*flask_args):
+        own_db = tmp_path / f"live{len(servers)}.sqlite"
+        if db_file.exists():
+            shutil.copyfile(db_file, own_db)
+        servers.append(LiveServer(step, own_db, flask_args))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -1,0 +1,132 @@
+"""step02_db: users in a database, the init-db command, and the article's login answers."""
+import pytest
+from werkzeug.security import check_password_hash
+
+from conftest import ADMIN
+
+
+@pytest.mark.since("step02_db")
+def test_login_with_the_article_user(client):
+    response = client.post("/login", json=ADMIN)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"code", "message", "token", "userid"}  # the article's envelope
+    assert (body["code"], body["message"], body["userid"]) == (200, "success", 1)
+
+
+def test_step02_login_has_no_token_yet(client):
+    assert client.post("/login", json=ADMIN).get_json()["token"] is None
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.parametrize(
+    "credentials, code, message",
+    [
+        ({"username": "admin@gmail.com", "password": "654321"}, 202, "wrong password"),
+        ({"username": "nobody@gmail.com", "password": "123456"}, 201, "user not exist"),
+    ],
+)
+def test_login_refused_with_the_article_codes(client, credentials, code, message):
+    response = client.post("/login", json=credentials)
+    assert response.status_code == 401  # honest HTTP status; the body stays the article's
+    assert response.get_json() == {"code": code, "message": message, "token": None, "userid": None}
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({}, "username", "用户名不能为空"),
+        ({"password": "123456"}, "username", "用户名不能为空"),
+        ({"username": "admin@gmail.com"}, "password", "密码不能为空"),
+        ({"username": None, "password": "123456"}, "username", "用户名不能为空"),
+        ({"username": "admin@gmail.com", "password": None}, "password", "密码不能为空"),
+    ],
+)
+def test_login_missing_field_gets_the_article_message(client, body, field, message):
+    response = client.post("/login", json=body)
+    assert response.status_code == 400
+    assert response.get_json() == {"message": {field: message}}
+    assert message.encode() in response.data  # readable characters, not \uXXXX escapes
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.parametrize(
+    "data, content_type, status",
+    [
+        ('{"username": ', "application/json", 400),  # broken JSON
+        ("username=admin@gmail.com&password=123456", "application/x-www-form-urlencoded", 415),
+        ('{"username": "admin@gmail.com", "password": "123456"}', None, 415),  # curl -d without -H
+    ],
+)
+def test_login_body_that_is_not_json(client, data, content_type, status):
+    response = client.post("/login", data=data, content_type=content_type)
+    assert response.status_code == status
+    assert "message" in response.get_json()
+
+
+@pytest.mark.since("step02_db", until="step03_jwt")
+@pytest.mark.parametrize("data", ["5", '"username"'])
+def test_json_that_is_not_an_object_crashes_reqparse(make_app, data):
+    """A known rough edge of the article's reqparse code, fixed in step04 (errors)."""
+    client = make_app(TESTING=False).test_client()
+    response = client.post("/login", data=data, content_type="application/json")
+    assert response.status_code == 500
+
+
+@pytest.mark.since("step02_db")
+def test_users_lists_every_user(app, models, client, auth):
+    db, User = models.db, models.User
+    with app.app_context():  # insert directly: the constructor would hash, which is slow on purpose
+        db.session.execute(User.__table__.insert().values(username="小明@例子.cn", password="x"))
+        db.session.commit()
+    response = client.get("/users", headers=auth)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["code"], body["message"]) == (200, "success")
+    assert body["users"] == [
+        {"userid": 1, "username": "admin@gmail.com"},
+        {"userid": 2, "username": "小明@例子.cn"},
+    ]
+
+
+def test_step02_users_is_open_to_anyone(client):
+    assert client.get("/users").status_code == 200
+
+
+@pytest.mark.since("step02_db")
+def test_init_db_creates_tables_and_the_article_user(make_app, models, tmp_path):
+    app = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0
+    assert "Created user admin@gmail.com" in result.output
+    db, User = models.db, models.User
+    with app.app_context():
+        (admin,) = db.session.execute(db.select(User)).scalars().all()
+        assert admin.username == ADMIN["username"] and admin.active is True
+        assert admin.password != ADMIN["password"]  # only a salted hash is stored
+        assert check_password_hash(admin.password, ADMIN["password"])
+        # The column must hold the hash on MySQL too, where VARCHAR(n) is enforced (SQLite ignores it).
+        assert len(admin.password) <= User.password.type.length
+
+
+@pytest.mark.since("step02_db")
+def test_init_db_twice_neither_duplicates_nor_wipes(app, models, runner):
+    db, User = models.db, models.User
+    with app.app_context():
+        before = db.session.execute(db.select(User.password)).scalar_one()
+        db.session.execute(User.__table__.insert().values(username="someone@gmail.com", password="x"))
+        db.session.commit()
+    result = runner.invoke(args=["init-db"])  # the seeded database has had one init-db already
+    assert result.exit_code == 0
+    assert "already exists" in result.output
+    with app.app_context():
+        rows = db.session.execute(db.select(User.username, User.password).order_by(User.id)).all()
+    assert rows == [("admin@gmail.com", before), ("someone@gmail.com", "x")]
+
+
+@pytest.mark.since("step02_db")
+def test_user_keeps_the_active_flag_it_was_given(app, models):
+    """The article's User.__init__ set active = True whatever it was given."""
+    User = models.User
+    assert User("someone@gmail.com", "secret", active=False).active is False
