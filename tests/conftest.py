@@ -5,17 +5,12 @@ named after (tests/test_step02_db.py checks step02_db), or, when marked `@pytest
 that step and every later one, because what a step teaches must keep working after it.
 """
 import importlib
-import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tutorial.live import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = sorted(p.name for p in ROOT.glob("step[0-9][0-9]_*") if (p / "__init__.py").is_file())
@@ -122,55 +117,6 @@ def auth(app):
         return {"Authorization": "Bearer " + create_access_token(identity=ADMIN["username"])}
 
 
-class LiveServer:
-    """`flask --app <step> run` in a subprocess, as a learner starts it, and plain HTTP requests to it."""
-
-    def __init__(self, step, db_file, flask_args):
-        with socket.socket() as s:  # a free port, chosen by the OS
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        # Only the database differs from what a learner runs: no TESTING, no test key.
-        app_arg = f"{step}:create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{db_file.as_posix()}'}})"
-        cmd = [sys.executable, "-m", "flask", "--app", app_arg, "run", "--port", str(self.port), "--no-reload"]
-        self.log = open(db_file.with_suffix(".log"), "w+")
-        self.cmd = cmd + list(flask_args)
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        self.ready = False  # waited for at the first request, so that several servers start in parallel
-
-    def wait_until_ready(self):
-        deadline = time.monotonic() + 20
-        while not self.ready:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                self.ready = True
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.log.seek(0)
-                    raise RuntimeError(f"{' '.join(self.cmd)} did not start:\n{self.log.read()}")
-                time.sleep(0.05)
-
-    def request(self, method, path, json_body=None, headers=None):
-        """Send one request; return (HTTP status, parsed JSON body)."""
-        self.wait_until_ready()
-        headers = dict(headers or {})
-        data = None
-        if json_body is not None:
-            data = json.dumps(json_body).encode()
-            headers.setdefault("Content-Type", "application/json")
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-
 @pytest.fixture
 def live_server(step, db_file, tmp_path):
     """A factory: live_server("--debug") starts the step on a free port, on a copy of the seeded database."""
@@ -180,7 +126,7 @@ def live_server(step, db_file, tmp_path):
         own_db = tmp_path / f"live{len(servers)}.sqlite"
         if db_file.exists():
             shutil.copyfile(db_file, own_db)
-        servers.append(LiveServer(step, own_db, flask_args))
+        servers.append(LiveServer(step, own_db, *flask_args))
         return servers[-1]
 
     yield start
