@@ -10,13 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from tutorial.live import LiveServer
+from tutorial.live import CONFIG_VARIABLES, LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = sorted(p.name for p in ROOT.glob("step[0-9][0-9]_*") if (p / "__init__.py").is_file())
 
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}  # the article's user, made by init-db
 TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_environment():
+    """The learner's own settings (FLASK_CONFIG, JWT_SECRET_KEY, ...) must not change what tests see."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in CONFIG_VARIABLES:
+            mp.delenv(name, raising=False)
+        yield
 
 
 def pytest_configure(config):

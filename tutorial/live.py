@@ -1,13 +1,16 @@
 """Run a step as a learner does — `flask --app <step> run` in a subprocess — and talk to it over real HTTP.
 
 Used by the black-box tests and the notebooks. The only difference from what a learner runs is the
-database: a file the caller chooses (a temporary folder), passed through the step's `create_app`.
+database: a file the caller chooses (in a temporary folder), passed through the step's `create_app`,
+or, with db_file=None, whatever the environment says (step05 on reads SQLALCHEMY_DATABASE_URI).
+The learner's own settings (their shell's variables, a .env file) are left out unless passed in `env`.
 """
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -15,19 +18,37 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The variables the steps read (step05 on), and Flask's own FLASK_DEBUG.
+CONFIG_VARIABLES = ("FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "JWT_SECRET_KEY", "JWT_ACCESS_TOKEN_EXPIRES")
+
 
 def flask_command(step, db_file, *args):
     """`python -m flask --app "<step>:create_app({...database...})" <args>`, as a list."""
-    app = f"{step}:create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{Path(db_file).as_posix()}'}})"
+    app = step
+    if db_file is not None:
+        app = f"{step}:create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{Path(db_file).as_posix()}'}})"
     return [sys.executable, "-m", "flask", "--app", app, *args]
 
 
-def flask_cli(step, db_file, *args, env=None):
-    """Run one Flask CLI command (for example `init-db`) and return its output; fail loudly if it fails."""
-    done = subprocess.run(
-        flask_command(step, db_file, *args), cwd=ROOT, env={**os.environ, **(env or {})},
+def clean_env(env=None, dotenv=False):
+    """os.environ without the learner's settings, plus `env`; a .env file is read only if `dotenv`."""
+    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
+    if not dotenv:
+        clean["FLASK_SKIP_DOTENV"] = "1"
+    return {**clean, **(env or {})}
+
+
+def run_flask(step, db_file, *args, env=None, cwd=ROOT, dotenv=False):
+    """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
+    return subprocess.run(
+        flask_command(step, db_file, *args), cwd=cwd, env=clean_env(env, dotenv),
         capture_output=True, text=True, timeout=60,
     )
+
+
+def flask_cli(step, db_file, *args, **kwargs):
+    """Run one Flask CLI command (for example `init-db`) and return its output; fail loudly if it fails."""
+    done = run_flask(step, db_file, *args, **kwargs)
     if done.returncode != 0:
         raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
@@ -42,10 +63,8 @@ class LiveServer:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args)
-        self.log = open(Path(db_file).with_suffix(".log"), "w+")
-        self.proc = subprocess.Popen(
-            self.cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT
-        )
+        self.log = tempfile.TemporaryFile("w+")  # what the server prints; gone when closed
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=clean_env(env), stdout=self.log, stderr=subprocess.STDOUT)
         self.ready = False
 
     def wait_until_ready(self, timeout=20):

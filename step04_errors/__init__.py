@@ -1,0 +1,35 @@
+"""Step 04: every error, token errors first, answers in the article's envelope {code, message}."""
+from datetime import timedelta
+
+from flask import Flask
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager
+
+from .errors import Api, register_token_errors
+from .models import db, init_db_command
+from .resources import Hello, Login, Users
+
+
+def create_app(test_config=None):
+    app = Flask(__name__)
+    app.config.from_mapping(
+        RESTFUL_JSON={"ensure_ascii": False},  # Chinese as characters, not \uXXXX escapes
+        # A relative SQLite path lands in the instance/ folder (Flask-SQLAlchemy 3): instance/<step>.sqlite
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{__name__}.sqlite",
+        JWT_SECRET_KEY="dev-only-key-change-me-it-must-be-32-bytes-or-more",  # Change this!
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=15),  # the article used 3600 seconds
+    )
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+
+    CORS(app)  # the article's front end is served from another origin
+    db.init_app(app)
+    jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
+    register_token_errors(app, jwt)
+    app.cli.add_command(init_db_command)  # flask --app <step> init-db
+
+    api = Api(app, catch_all_404s=True)  # unknown paths answer in the envelope too
+    api.add_resource(Hello, "/hello")
+    api.add_resource(Login, "/login")
+    api.add_resource(Users, "/users")
+    return app

@@ -1,0 +1,29 @@
+"""Step 05: configuration from environment variables (and .env), checked at start-up."""
+from flask import Flask
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager
+
+from .config import check_config, load_config
+from .errors import Api, register_token_errors
+from .models import db, init_db_command
+from .resources import Hello, Login, Users
+
+
+def create_app(test_config=None):
+    app = Flask(__name__)
+    app.config.from_object(load_config())  # FLASK_CONFIG: development (default), testing or production
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    check_config(app)
+
+    CORS(app)  # the article's front end is served from another origin
+    db.init_app(app)
+    jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
+    register_token_errors(app, jwt)
+    app.cli.add_command(init_db_command)  # flask --app <step> init-db
+
+    api = Api(app, catch_all_404s=True)  # unknown paths answer in the envelope too
+    api.add_resource(Hello, "/hello")
+    api.add_resource(Login, "/login")
+    api.add_resource(Users, "/users")
+    return app

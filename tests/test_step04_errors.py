@@ -1,0 +1,170 @@
+"""step04_errors: token errors reach their handlers with or without debug; every error in the envelope."""
+from datetime import timedelta
+
+import jwt
+import pytest
+from flask import jsonify
+from flask_jwt_extended import create_access_token, create_refresh_token
+
+from conftest import ADMIN
+
+MODES = pytest.mark.parametrize(
+    "mode",
+    [{"TESTING": False, "DEBUG": False}, {"TESTING": False, "DEBUG": True}, {"TESTING": True}],
+    ids=["production", "debug", "testing"],
+)
+PRODUCTION = {"TESTING": False, "DEBUG": False}
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def access_token(app, **kwargs):
+    with app.app_context():
+        return create_access_token(identity=ADMIN["username"], **kwargs)
+
+
+def refresh_token(app):
+    with app.app_context():
+        return create_refresh_token(identity=ADMIN["username"])
+
+
+def valid_claims(app):
+    return jwt.decode(access_token(app), options={"verify_signature": False})
+
+
+# A token problem: (how to make the request's headers for an app, the envelope's code and message)
+TOKEN_PROBLEMS = {
+    "no header": (lambda app: {}, 203, "missing token"),
+    "another scheme": (lambda app: {"Authorization": "JWT abc"}, 203, "missing token"),
+    "Bearer alone": (lambda app: {"Authorization": "Bearer"}, 204, "invalid token"),
+    "not a JWT": (lambda app: bearer("abc"), 204, "invalid token"),
+    "Bearer undefined": (lambda app: bearer("undefined"), 204, "invalid token"),  # a front end's empty variable
+    "expired": (lambda app: bearer(access_token(app, expires_delta=timedelta(seconds=-1))), 201, "token expired"),
+    "another key": (lambda app: bearer(jwt.encode(valid_claims(app), "another-key-" * 4, "HS256")), 205, "bad token signature"),
+    "alg none": (lambda app: bearer(jwt.encode(valid_claims(app), None, "none")), 206, "token algorithm not allowed"),
+    "HS512": (lambda app: bearer(jwt.encode(valid_claims(app), "k" * 64, "HS512")), 206, "token algorithm not allowed"),
+    "refresh token": (lambda app: bearer(refresh_token(app)), 207, "access token required"),
+}
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.parametrize("problem", TOKEN_PROBLEMS)
+@MODES
+def test_every_token_problem_gets_its_own_envelope(make_app, mode, problem):
+    app = make_app(**mode)
+    headers, code, message = TOKEN_PROBLEMS[problem]
+    response = app.test_client().get("/users", headers=headers(app))
+    assert (response.status_code, response.get_json()) == (401, {"code": code, "message": message})
+
+
+@pytest.mark.since("step04_errors")
+def test_log_in_then_use_an_expired_token(make_app):
+    """The article's flow, made deterministic: a lifetime that is already over when the token is made."""
+    client = make_app(**PRODUCTION, JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=-1)).test_client()
+    token = client.post("/login", json=ADMIN).get_json()["token"]
+    response = client.get("/users", headers=bearer(token))
+    assert (response.status_code, response.get_json()) == (401, {"code": 201, "message": "token expired"})
+
+
+def test_flask_run_without_debug_answers_the_envelope(live_server, step_package):
+    server = live_server()  # no --debug: what used to be a 500 in step03
+    expired = access_token(step_package.create_app(), expires_delta=timedelta(seconds=-1))  # the step's own key
+    assert server.request("GET", "/users") == (401, {"code": 203, "message": "missing token"})
+    assert server.request("GET", "/users", headers=bearer(expired)) == (401, {"code": 201, "message": "token expired"})
+
+
+# The PROPAGATE_EXCEPTIONS story, on step03's code -------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["step03_jwt"])
+def test_article_failure_an_expired_token_is_a_500(make_app):
+    app = make_app(**PRODUCTION)
+    response = app.test_client().get("/users", headers=bearer(access_token(app, expires_delta=timedelta(seconds=-1))))
+    assert (response.status_code, response.get_json()) == (500, {"message": "Internal Server Error"})
+
+
+@pytest.mark.parametrize("step", ["step03_jwt"])
+def test_article_fix_lets_token_errors_through_and_every_other_error_too(make_app, models, monkeypatch):
+    app = make_app(**PRODUCTION, PROPAGATE_EXCEPTIONS=True)  # the article's flag
+    client = app.test_client()
+    response = client.get("/users", headers=bearer(access_token(app, expires_delta=timedelta(seconds=-1))))
+    assert (response.status_code, response.get_json()) == (401, {"msg": "Token has expired"})
+    monkeypatch.setattr(models.User, "get_users", lambda: 1 / 0)  # a bug that has nothing to do with tokens
+    with pytest.raises(ZeroDivisionError):  # escapes Flask: the WSGI server answers with its own HTML page
+        client.get("/users", headers=bearer(access_token(app)))
+
+
+@pytest.mark.since("step04_errors")
+def test_an_unrelated_bug_is_still_a_json_500_and_logged(make_app, models, monkeypatch, caplog):
+    app = make_app(**PRODUCTION)
+    monkeypatch.setattr(models.User, "get_users", lambda: 1 / 0)
+    response = app.test_client().get("/users", headers=bearer(access_token(app)))
+    assert (response.status_code, response.get_json()) == (500, {"code": 500, "message": "internal server error"})
+    assert "ZeroDivisionError" in caplog.text  # the traceback is in the server's log, not in the answer
+    assert "ZeroDivisionError" not in response.get_data(as_text=True)
+
+
+@pytest.mark.since("step04_errors")
+def test_an_unrelated_bug_still_fails_loudly_in_tests(make_app, models, monkeypatch):
+    app = make_app(TESTING=True)
+    monkeypatch.setattr(models.User, "get_users", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        app.test_client().get("/users", headers=bearer(access_token(app)))
+
+
+# Every other error, in the envelope ---------------------------------------------------------------
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.parametrize(
+    "method, path, data, content_type, status, message",
+    [
+        ("GET", "/nope", None, None, 404, None),
+        ("PUT", "/login", None, None, 405, None),
+        ("POST", "/login", '{"username": ', "application/json", 400, None),
+        ("POST", "/login", "username=admin", "application/x-www-form-urlencoded", 415, None),
+        ("POST", "/login", "5", "application/json", 400, "the body must be a JSON object"),
+        ("POST", "/login", '"username"', "application/json", 400, "the body must be a JSON object"),
+        ("POST", "/login", "[]", "application/json", 400, "the body must be a JSON object"),
+        ("POST", "/login", "null", "application/json", 400, "the body must be a JSON object"),
+        ("POST", "/login", "{}", "application/json", 400, "用户名不能为空"),
+        ("POST", "/login", '{"username": "admin@gmail.com"}', "application/json", 400, "密码不能为空"),
+        ("POST", "/login", '{"username": "admin@gmail.com", "password": null}', "application/json", 400, "密码不能为空"),
+    ],
+)
+@MODES
+def test_bad_requests_answer_the_envelope(make_app, mode, method, path, data, content_type, status, message):
+    response = make_app(**mode).test_client().open(path, method=method, data=data, content_type=content_type)
+    body = response.get_json()
+    assert response.status_code == status
+    assert set(body) == {"code", "message"} and body["code"] == status
+    if message:
+        assert body["message"] == message
+        assert message.encode() in response.data  # readable characters, not \uXXXX escapes
+
+
+# What a learner copying the article's 3.x callback meets on 4.x -----------------------------------
+
+
+def test_article_callback_without_arguments_fails_at_the_first_expired_token(app):
+    jwt_manager = app.extensions["flask-jwt-extended"]
+
+    @jwt_manager.expired_token_loader
+    def expired_token_callback():  # the article's 3.x signature
+        return jsonify({"code": 201, "message": "token expired"})
+
+    with pytest.raises(TypeError, match="takes 0 positional arguments but 2 were given"):
+        app.test_client().get("/users", headers=bearer(access_token(app, expires_delta=timedelta(seconds=-1))))
+
+
+def test_article_callback_returning_jsonify_alone_answers_200(app):
+    jwt_manager = app.extensions["flask-jwt-extended"]
+
+    @jwt_manager.expired_token_loader
+    def expired_token_callback(jwt_header, jwt_payload):  # 4.x signature, the article's body
+        return jsonify({"code": 201, "message": "token expired"})
+
+    response = app.test_client().get("/users", headers=bearer(access_token(app, expires_delta=timedelta(seconds=-1))))
+    assert (response.status_code, response.get_json()) == (200, {"code": 201, "message": "token expired"})

@@ -1,0 +1,157 @@
+"""step05_config: settings from the environment (and .env), the article's three bugs, start-up checks."""
+import os
+import secrets
+from datetime import timedelta
+
+import jwt
+import pytest
+from flask_jwt_extended import create_access_token
+
+from conftest import ADMIN, ROOT
+from tutorial.live import CONFIG_VARIABLES, LiveServer, flask_cli, run_flask
+
+KEY = secrets.token_hex(32)  # 64 hex characters, as the README tells production to use
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """Set environment variables for the app made by create_app(); its database lives in tmp_path."""
+    monkeypatch.setenv("SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'env.sqlite'}")
+
+    def setenv(**variables):
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    return setenv
+
+
+# Bug 1: DEBUG = os.environ.get('FLASK_DEBUG') or True -------------------------------------------
+
+
+@pytest.mark.since("step05_config")
+@pytest.mark.parametrize(
+    "value, debug",
+    [("0", False), ("false", False), ("False", False), ("no", False), ("", False),
+     ("1", True), ("true", True), ("yes", True)],
+)
+def test_flask_debug_means_what_it_says(step_package, env, value, debug):
+    env(FLASK_DEBUG=value)
+    assert bool(os.environ.get("FLASK_DEBUG") or True) is True  # the article's line: always on
+    assert step_package.create_app().debug is debug
+
+
+# Bug 2: JWT_ACCESS_TOKEN_EXPIRES from the environment is a string -------------------------------
+
+
+@pytest.mark.since("step05_config")
+def test_token_lifetime_as_a_string_fails_at_the_first_login(make_app):
+    app = make_app(JWT_ACCESS_TOKEN_EXPIRES="3600")  # what os.environ.get gives the article's config
+    with app.app_context(), pytest.raises(RuntimeError, match="JWT_ACCESS_TOKEN_EXPIRES"):
+        create_access_token(identity=ADMIN["username"])
+
+
+@pytest.mark.since("step05_config")
+def test_token_lifetime_is_read_as_seconds(step_package, env):
+    env(JWT_ACCESS_TOKEN_EXPIRES="3600")
+    app = step_package.create_app()
+    with app.app_context():
+        claims = jwt.decode(create_access_token(identity="a"), app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+# Start-up refuses what would fail later, naming the variable ---------------------------------------
+
+
+@pytest.mark.since("step05_config")
+@pytest.mark.parametrize(
+    "variables, named",
+    [
+        ({"JWT_ACCESS_TOKEN_EXPIRES": "abc"}, "JWT_ACCESS_TOKEN_EXPIRES"),
+        ({"JWT_ACCESS_TOKEN_EXPIRES": "-5"}, "JWT_ACCESS_TOKEN_EXPIRES"),
+        ({"JWT_ACCESS_TOKEN_EXPIRES": "0"}, "JWT_ACCESS_TOKEN_EXPIRES"),
+        ({"JWT_ACCESS_TOKEN_EXPIRES": "1.5"}, "JWT_ACCESS_TOKEN_EXPIRES"),
+        ({"FLASK_CONFIG": "prod"}, "FLASK_CONFIG"),
+        ({"FLASK_CONFIG": "production"}, "JWT_SECRET_KEY"),  # Bug 3: no fallback key in production
+        ({"FLASK_CONFIG": "production", "JWT_SECRET_KEY": "jwt-key"}, "JWT_SECRET_KEY"),  # the article's
+        ({"FLASK_CONFIG": "testing", "JWT_SECRET_KEY": "jwt-key"}, "JWT_SECRET_KEY"),
+        ({"FLASK_CONFIG": "production", "JWT_SECRET_KEY": KEY, "FLASK_DEBUG": "1"}, "FLASK_DEBUG"),
+    ],
+)
+def test_bad_settings_stop_start_up_naming_the_variable(step_package, env, variables, named):
+    env(**variables)
+    with pytest.raises(step_package.config.ConfigError, match=named):
+        step_package.create_app()
+
+
+@pytest.mark.since("step05_config")
+def test_the_flask_command_says_it_in_one_line(step):
+    done = run_flask(step, None, "init-db", env={"FLASK_CONFIG": "production"})
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: JWT_SECRET_KEY must be set")
+    assert len(done.stderr.strip().splitlines()) == 1  # no traceback
+
+
+@pytest.mark.since("step05_config")
+@pytest.mark.parametrize("name, testing", [("development", False), ("testing", True), ("production", False)])
+def test_flask_config_chooses_the_variant(step_package, env, name, testing):
+    env(FLASK_CONFIG=name, JWT_SECRET_KEY=KEY)
+    app = step_package.create_app()
+    assert (app.config["CONFIG_NAME"], app.testing, app.debug) == (name, testing, False)
+
+
+@pytest.mark.since("step05_config")
+def test_development_without_a_key_warns_and_uses_the_placeholder(step_package, env, caplog):
+    app = step_package.create_app()
+    assert app.config["JWT_SECRET_KEY"] == step_package.config.DEV_SECRET_KEY
+    assert len(app.config["JWT_SECRET_KEY"].encode()) >= 32  # no InsecureKeyLengthWarning, unlike 'jwt-key'
+    assert "JWT_SECRET_KEY is not set" in caplog.text
+
+
+# What the running app uses is what the environment says -------------------------------------------
+
+
+def test_production_server_uses_the_database_and_key_from_the_environment(step, step_package, env, tmp_path):
+    db_file = tmp_path / "from-env" / "users.sqlite"
+    db_file.parent.mkdir()
+    variables = {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": KEY, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}"}
+    env(**variables)
+    assert "Created user" in step_package.create_app().test_cli_runner().invoke(args=["init-db"]).output
+    assert db_file.exists()  # where the URI says
+
+    with LiveServer(step, None, env=variables) as server:
+        status, body = server.request("POST", "/login", json_body=ADMIN)
+        assert status == 200
+        assert jwt.decode(body["token"], KEY, algorithms=["HS256"])["sub"] == ADMIN["username"]  # signed with KEY
+        expired = jwt.encode(
+            {**jwt.decode(body["token"], KEY, algorithms=["HS256"]), "exp": 1}, KEY, algorithm="HS256"
+        )  # the same token, with an expiry long past: no test waits for a lifetime
+        assert server.request("GET", "/users", headers={"Authorization": f"Bearer {expired}"}) == (
+            401, {"code": 201, "message": "token expired"},
+        )
+
+
+def test_dotenv_file_is_read_by_the_flask_command(step, tmp_path):
+    """The committed .env.example, copied to .env, is valid; the flask command reads it from its folder."""
+    db_file = tmp_path / "from-dotenv.sqlite"
+    example = (ROOT / ".env.example").read_text()
+    (tmp_path / ".env").write_text(example + f"\nSQLALCHEMY_DATABASE_URI=sqlite:///{db_file}\n")
+    output = flask_cli(str(ROOT / step), None, "init-db", cwd=tmp_path, dotenv=True)
+    assert "Created user" in output
+    assert db_file.exists()
+
+
+def test_env_example_documents_every_variable_the_config_reads(step_package):
+    source = (ROOT / step_package.__name__ / "config.py").read_text()
+    example = (ROOT / ".env.example").read_text()
+    for name in CONFIG_VARIABLES:
+        assert f'"{name}"' in source and f"{name}=" in example
+
+
+# The article's cookie settings do nothing for header tokens ------------------------------------------
+
+
+@pytest.mark.since("step05_config")
+def test_article_csrf_settings_do_nothing_with_header_tokens(make_app, auth):
+    app = make_app(JWT_COOKIE_CSRF_PROTECT=True, JWT_CSRF_CHECK_FORM=True)  # the article's two lines
+    assert list(app.config["JWT_TOKEN_LOCATION"]) == ["headers"]  # they act only on tokens sent in cookies
+    assert app.test_client().get("/users", headers=auth).status_code == 200
