@@ -1,0 +1,74 @@
+"""Every step has a walkthrough notebook, notebooks/NN_<name>.ipynb, and it runs top to bottom without an error.
+
+Each notebook is executed in memory (the committed file is never written) in a fresh `python3` kernel, with
+notebooks/ as its working directory, as a reader opening it in Jupyter would run it. The run time of each
+notebook is printed and recorded as the test property `seconds`; see it with
+`uv run pytest tests/test_notebooks.py -rA` (or `--durations=0`).
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+STEPS = sorted(p.name for p in ROOT.glob("step[0-9][0-9]_*") if (p / "__init__.py").is_file())
+CELL_TIMEOUT = 60  # seconds; a whole notebook takes well under 15 s
+
+
+def notebook_for(step):
+    """step03_jwt -> notebooks/03_jwt.ipynb"""
+    path = NOTEBOOKS / f"{step.removeprefix('step')}.ipynb"
+    if not path.is_file():
+        pytest.fail(f"{step} has no walkthrough notebook: create {path.relative_to(ROOT).as_posix()} "
+                    "(see notebooks/README.md)")
+    return path
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_notebook_runs_without_errors(step, record_property, tmp_path):
+    path = notebook_for(step)
+    nb = nbformat.read(path, as_version=4)
+    # One extra cell, in this in-memory copy only: which Python ran the notebook.
+    nb.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable, end='')"))
+    client = NotebookClient(
+        nb, kernel_name="python3", timeout=CELL_TIMEOUT, record_timing=False,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    started = time.monotonic()
+    try:
+        # TMPDIR: the notebook's temporary folder is made under tmp_path, where a failed run leaves it to inspect
+        client.execute(env={**os.environ, "TMPDIR": str(tmp_path)})
+    except CellExecutionError as error:
+        pytest.fail(f"{path.name}: a cell failed after {time.monotonic() - started:.1f} s\n{error}", pytrace=False)
+    seconds = round(time.monotonic() - started, 1)
+    record_property("seconds", seconds)
+    print(f"{path.name}: ran in {seconds} s")
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert not left, f"{path.name} left files in its temporary folder: {left}"
+
+    kernel_python = nb.cells[-1].outputs[0]["text"]
+    assert kernel_python == sys.executable, (
+        f"the python3 kernel ran {kernel_python}, not this environment's {sys.executable}: "
+        "is another 'python3' kernelspec installed (jupyter kernelspec list)?"
+    )
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_committed_notebook_holds_a_clean_run(step):
+    """The outputs a code host shows come from one clean top-to-bottom run: `uv run python notebooks/regenerate.py`."""
+    path = notebook_for(step)
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code_cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    counts = [cell.execution_count for cell in code_cells]
+    errors = [cell.id for cell in code_cells if any(out.output_type == "error" for out in cell.outputs)]
+    assert not errors, f"{path.name}: error output in cells {errors}; run notebooks/regenerate.py"
+    assert counts == list(range(1, len(code_cells) + 1)), (
+        f"{path.name}: execution counts {counts} are not one top-to-bottom run; run notebooks/regenerate.py"
+    )
