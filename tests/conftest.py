@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tutorial.live import CONFIG_VARIABLES, LiveServer
+from tutorial.steps import import_step
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = sorted(p.name for p in ROOT.glob("step[0-9][0-9]_*") if (p / "__init__.py").is_file())
@@ -47,7 +48,8 @@ def step(request):
 
 @pytest.fixture
 def step_package(step):
-    return importlib.import_module(step)
+    """The step's package, imported from the repository root, or from $TUTORIAL_STEPS_DIR (tutorial check)."""
+    return import_step(step)
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tutorial.steps import steps_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The variables the steps read (step05 on), and Flask's own FLASK_DEBUG.
@@ -38,10 +40,10 @@ def clean_env(env=None, dotenv=False):
     return {**clean, **(env or {})}
 
 
-def run_flask(step, db_file, *args, env=None, cwd=ROOT, dotenv=False):
+def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False):
     """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
     return subprocess.run(
-        flask_command(step, db_file, *args), cwd=cwd, env=clean_env(env, dotenv),
+        flask_command(step, db_file, *args), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
         capture_output=True, text=True, timeout=60,
     )
 
@@ -64,7 +66,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args)
         self.log = tempfile.TemporaryFile("w+")  # what the server prints; gone when closed
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=clean_env(env), stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=self.log, stderr=subprocess.STDOUT)
         self.ready = False
 
     def wait_until_ready(self, timeout=20):

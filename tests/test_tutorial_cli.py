@@ -1,0 +1,179 @@
+"""Workshop mode (tutorial/cli.py): `tutorial start`, `check`, `diff`, `status`, and the READMEs' diff blocks.
+
+Every test works in its own temporary workspace, never in the repository's workspace/. Two tests run a whole
+step's checks (several seconds each); the others stop before pytest starts, or narrow it with -k.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tutorial import cli, diffs
+from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step
+
+
+def tutorial(*args, env=None):
+    """Run `python -m tutorial <args>` as a learner would, output piped; return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "tutorial", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=300,
+    )
+
+
+def copy_step(step, workspace):
+    """A workspace holding an exact copy of the reference step's code."""
+    shutil.copytree(ROOT / step, workspace / step, ignore=shutil.ignore_patterns("__pycache__", "README.md"))
+    return workspace / step
+
+
+def test_check_passes_on_a_copy_of_the_reference_and_names_the_behaviour_that_breaks(tmp_path):
+    copy = copy_step("step03_jwt", tmp_path)
+    done = tutorial("check", "03", "--workspace", tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{copy.as_posix()} passes: all " in done.stdout
+
+    resources = copy / "resources.py"
+    source = resources.read_text()
+    assert source.count("    @jwt_required()") == 1
+    resources.write_text(source.replace("    @jwt_required()", "    # @jwt_required() forgotten"))
+    done = tutorial("check", "03", "--workspace", tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{copy.as_posix()} does not pass yet" in done.stdout
+    # Verdicts in words, not pytest tracebacks: the behaviours that need the token fail...
+    assert "FAILED  Refusal carries cors header so the front end can read it" in done.stdout
+    assert "FAILED  Token signed with another key is refused" in done.stdout
+    assert "FAILED  Flask run with and without debug" in done.stdout  # the real server ran the copy too
+    # ...with the learner's line that raised, and the rest still passes.
+    assert f"raised in {resources.as_posix()}, line " in done.stdout
+    assert "passed  Hello answers json" in done.stdout
+    assert "Traceback" not in done.stdout and "_pytest" not in done.stdout
+
+
+def test_check_reference_passes():
+    done = tutorial("check", "03", "--reference", "-k", "token")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the reference step03_jwt passes" in done.stdout
+
+
+def test_a_stale_reference_import_cannot_shadow_the_workspace_copy(tmp_path, monkeypatch):
+    copy = copy_step("step03_jwt", tmp_path)
+    saved_modules = {k: v for k, v in sys.modules.items() if k.partition(".")[0] == "step03_jwt"}
+    saved_path = list(sys.path)
+    try:
+        reference = import_step("step03_jwt")  # imported from the repository root first
+        assert reference.__file__ == str(ROOT / "step03_jwt" / "__init__.py")
+        monkeypatch.setenv(STEPS_DIR_VARIABLE, str(tmp_path))
+        learner = import_step("step03_jwt")
+        assert learner.__file__ == str(copy / "__init__.py")
+        assert sys.modules["step03_jwt.resources"].__file__ == str(copy / "resources.py")
+    finally:
+        for name in [k for k in sys.modules if k.partition(".")[0] == "step03_jwt"]:
+            del sys.modules[name]
+        sys.modules.update(saved_modules)
+        sys.path[:] = saved_path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["check", "9"], "there is no step '9': the steps are 01, 02,"),
+    (["start", "step99_nope"], "there is no step 'step99_nope'"),
+    (["diff", "02", "42"], "there is no step '42'"),
+    (["check", "03"], "step03_jwt does not exist: start the step with "),
+])
+def test_learner_mistakes_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    assert cli.main([*args, *(["--workspace", str(tmp_path)] if args[0] != "diff" else [])]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("broken, message", [
+    ("def get(self)\n", "SyntaxError"),  # a missing colon
+    ("from .modelz import User\n", "ModuleNotFoundError: No module named 'step03_jwt.modelz'"),
+    ("from .models import Usr\n", "ImportError: cannot import name 'Usr'"),
+], ids=["syntax error", "missing module", "missing name"])
+def test_a_workspace_that_does_not_import_names_the_file_and_line(tmp_path, capsys, broken, message):
+    copy = copy_step("step03_jwt", tmp_path)
+    resources = copy / "resources.py"
+    resources.write_text("# my version\n" + broken + resources.read_text())
+    assert cli.main(["check", "03", "--workspace", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no test ran
+    assert captured.err.startswith(f"tutorial: error: {resources.as_posix()}, line 2: {message}")
+    assert captured.err.count("\n") == 1
+
+
+def test_start_copies_the_previous_step_and_refuses_to_overwrite(tmp_path, capsys):
+    assert cli.main(["start", "03", "--workspace", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    copy = tmp_path / "step03_jwt"
+    assert sorted(p.name for p in copy.iterdir()) == diffs.step_files(ROOT / "step02_db")  # code only, no README
+    assert (copy / "resources.py").read_text() == (ROOT / "step02_db" / "resources.py").read_text()
+    assert "Article section: 什么是JWT" in out
+    assert "The concept" in out and "A JSON Web Token is three base64url pieces" in out
+    assert "`JWTManager(app)`" in out  # the hand-written "What changed" bullets...
+    assert "+++ step03_jwt" not in out  # ...but not the answer
+
+    (copy / "resources.py").write_text("# my work\n")
+    assert cli.main(["start", "03", "--workspace", str(tmp_path)]) == 2
+    assert "already exists: your work is kept" in capsys.readouterr().err
+    assert (copy / "resources.py").read_text() == "# my work\n"
+    assert cli.main(["start", "03", "--workspace", str(tmp_path), "--force"]) == 0
+    assert (copy / "resources.py").read_text() == (ROOT / "step02_db" / "resources.py").read_text()
+
+
+def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys):
+    assert cli.main(["start", "01", "--workspace", str(tmp_path)]) == 0
+    assert "a skeleton: there is no previous step" in capsys.readouterr().out
+    done = tutorial("check", "01", "--workspace", tmp_path, "-k", "hello_answers_json")
+    assert done.returncode == 1, done.stdout + done.stderr  # it imports and runs, and fails: nothing is written yet
+    assert "FAILED  Hello answers json" in done.stdout
+    assert "assert 404 == 200" in done.stdout
+
+
+def test_diff_is_plain_when_piped_and_skips_readmes_and_caches():
+    done = tutorial("diff", "02", "03")
+    assert done.returncode == 0
+    assert "\033[" not in done.stdout
+    assert done.stdout.startswith("--- step02_db/__init__.py\n+++ step03_jwt/__init__.py\n@@ ")
+    assert "+    @jwt_required()" in done.stdout
+    assert "README" not in done.stdout and "__pycache__" not in done.stdout
+    assert tutorial("diff", "03").stdout == done.stdout  # the previous step by default
+    assert "\033[32m+" in tutorial("diff", "02", "03", "--color", "always").stdout
+
+
+class Terminal:
+    def isatty(self):
+        return True
+
+
+def test_colour_on_a_terminal_unless_no_color(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert cli.use_colour(Terminal())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cli.use_colour(Terminal())
+    assert cli.use_colour(Terminal(), "always")
+
+
+def test_status_lists_every_step(tmp_path, capsys):
+    copy_step("step02_db", tmp_path)
+    assert cli.main(["status", "--workspace", str(tmp_path), "--no-check"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split() == ["step", "your", "copy", "check"]
+    assert rows[1].startswith("step01_basic") and "not started: " in rows[1] and "start 01" in rows[1]
+    assert rows[2].startswith("step02_db") and "step02_db" in rows[2].split()[1]
+    assert len(rows) == 1 + len(diffs.reference_steps())
+
+
+def test_every_step_readme_shows_the_current_diff_from_the_previous_step():
+    stale = [path.relative_to(ROOT).as_posix() for path in diffs.stale_readmes()]
+    assert not stale, f"the generated diff in {', '.join(stale)} is out of date: run `{diffs.COMMAND}`"
+
+
+def test_readme_block_is_inside_the_what_changed_section_and_keeps_the_bullets():
+    text = (ROOT / "step03_jwt" / "README.md").read_text(encoding="utf-8")
+    section = cli.readme_section(text, "What changed from step 02")
+    assert section.startswith("- `__init__.py`")  # the hand-written bullets come first
+    assert diffs.START in section and diffs.END in section
+    assert "<details><summary>The full diff</summary>" in section and "```diff\n--- step02_db/" in section

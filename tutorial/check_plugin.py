@@ -1,0 +1,134 @@
+"""A pytest plugin for `tutorial check`: keep the tests that check one step, and record plain results.
+
+Loaded with `-p tutorial.check_plugin --tutorial-step step03_jwt --tutorial-report results.json`. A test
+checks the step its `step` fixture names (tests/conftest.py): the `since` parametrization, an explicit
+`@pytest.mark.parametrize("step", [...])`, or else the step its file is named after. Only the tests that
+use the `step` fixture and check the chosen step are kept — exactly those that fail when that step is wrong.
+For each, the report records a verdict a learner can read: the test's name and docstring, and for a
+failure the test's line that failed, what was found instead, and the learner's line that raised.
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("tutorial")
+    group.addoption("--tutorial-step", help="keep only the tests that check this step package")
+    group.addoption("--tutorial-report", help="write the results, as JSON, to this file")
+
+
+def checked_step(item):
+    """The step package a collected test checks, or None if it does not use the `step` fixture."""
+    if "step" not in getattr(item, "fixturenames", ()):
+        return None
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "step" in callspec.params:
+        return callspec.params["step"]
+    return item.module.__name__.rpartition(".")[2].removeprefix("test_")
+
+
+def pytest_collection_modifyitems(config, items):
+    step = config.getoption("tutorial_step")
+    if not step:
+        return
+    keep = [item for item in items if checked_step(item) == step]
+    drop = [item for item in items if checked_step(item) != step]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+def _case(item, step):
+    """The parametrization of a test, without the step: 'testing-headers0-401-body0', or ''."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return ""
+    return "-".join(part for part in callspec.id.split("-") if part != step)
+
+
+def _short(text, limit=220):
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _relative(path):
+    path = Path(path).resolve()
+    for base in (Path.cwd(), ROOT):
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def explain(excinfo, item, steps_dir):
+    """What went wrong, in a few short fields, from the exception (never a whole traceback)."""
+    test_file = Path(str(item.fspath)).resolve()
+    expected = where = raised_at = None
+    for entry in excinfo.traceback:
+        path = Path(str(entry.path)).resolve()
+        if path == test_file or path.parent == test_file.parent:  # the test, or a fixture in conftest.py
+            try:
+                expected = str(entry.statement).strip().splitlines()[0]
+            except Exception:  # no source for this frame
+                expected = None
+            where = f"{_relative(path)}:{entry.lineno + 1}"
+        if steps_dir in path.parents:  # the step's own code (the learner's copy, under `tutorial check`)
+            raised_at = f"{_relative(path)}, line {entry.lineno + 1}"
+    lines = [line for line in str(excinfo.value).splitlines() if line.strip()]
+    if excinfo.errisinstance(AssertionError):
+        found = _short(lines[0]) if lines else "assert failed"
+        detail = [line.strip() for line in lines[1:] if line.strip().startswith(("At index", "Differing items"))]
+        if detail:  # pytest shortens long values in the first line; this one says what differs
+            found += " — " + _short(detail[0], 160)
+        raised_at = None  # an assert in the test, not a crash in the step
+    else:
+        found = _short(excinfo.exconly().splitlines()[0])
+        if len(lines) > 1:  # e.g. a server that did not start: its last line says why
+            found += " … " + _short(lines[-1], 160)
+    return {"expected": expected, "where": where, "found": found, "raised_at": raised_at,
+            "assertion": excinfo.errisinstance(AssertionError)}
+
+
+class Recorder:
+    def __init__(self, config):
+        self.config = config
+        self.step = config.getoption("tutorial_step")
+        self.results = {}
+        from tutorial.steps import steps_dir
+
+        self.steps_dir = steps_dir()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        result = self.results.setdefault(item.nodeid, {
+            "nodeid": item.nodeid,
+            "file": _relative(str(item.fspath)),
+            "function": getattr(item, "originalname", item.name),
+            "doc": (getattr(item.function, "__doc__", None) or "").strip().split("\n\n")[0],
+            "case": _case(item, self.step),
+            "outcome": "passed",
+        })
+        if report.skipped and result["outcome"] == "passed":
+            result["outcome"] = "skipped"
+        elif report.failed and result["outcome"] != "failed":
+            result["outcome"] = "failed"
+            result["when"] = report.when
+            if call.excinfo is not None:
+                result.update(explain(call.excinfo, item, self.steps_dir))
+
+    def pytest_sessionfinish(self, session):
+        path = self.config.getoption("tutorial_report")
+        if path:
+            Path(path).write_text(json.dumps(list(self.results.values()), ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def pytest_configure(config):
+    if config.getoption("tutorial_report"):
+        config.pluginmanager.register(Recorder(config), "tutorial-recorder")

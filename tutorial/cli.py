@@ -1,0 +1,330 @@
+"""`tutorial`: workshop mode — a learner types each step in a workspace, and checks it with the reference tests.
+
+    tutorial start 03         copy the previous step into workspace/step03_jwt and say what the step asks for
+    tutorial check 03         run step03_jwt's tests against workspace/step03_jwt, one verdict per behaviour
+    tutorial diff 02 03       the reference change from step02_db to step03_jwt
+    tutorial status           every step: is there a workspace copy, and does it pass?
+    tutorial readme-diffs     regenerate the diff block of every step README
+
+Run it as `uv run tutorial ...`, or `python -m tutorial ...` in a virtual environment made from
+requirements.txt. Problems the learner can fix are one line on stderr, with exit status 2.
+"""
+import argparse
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from tutorial import checking, diffs
+from tutorial.steps import ROOT, StepError, default_workspace, find_step, previous_step, reference_steps
+
+GREEN, RED, YELLOW, DIM, BOLD, RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
+
+STEP01_SKELETON = {
+    "__init__.py": '''"""Step 01, your version: an app factory and one JSON endpoint (see step01_basic/README.md)."""
+from flask import Flask
+
+
+def create_app(test_config=None):
+    app = Flask(__name__)
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    # To do: answer JSON with flask-restful (an Api, the Hello resource on /hello) and allow CORS.
+    return app
+''',
+    "resources.py": '''# To do: the Hello resource (GET /hello), a flask-restful Resource.
+''',
+}
+
+
+def use_colour(stream, choice="auto"):
+    """Colour on a terminal unless NO_COLOR is set (https://no-color.org); 'always'/'never' decide."""
+    if choice != "auto":
+        return choice == "always"
+    if os.name == "nt" and not (os.environ.get("WT_SESSION") or os.environ.get("TERM")):
+        return False  # the old Windows console shows escape codes as text
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def paint(text, colour, on):
+    return f"{colour}{text}{RESET}" if on else text
+
+
+def command_name():
+    """How the learner ran this command, so that the hints can be pasted: uv run / python -m / plain."""
+    if Path(sys.argv[0]).name == "__main__.py":
+        return "python -m tutorial"
+    return "uv run tutorial" if os.environ.get("UV") else "tutorial"
+
+
+# README sections ------------------------------------------------------------------------------------
+
+
+def readme_section(text, title):
+    """The body of the '## <title>...' section of a README (without the heading), or ''."""
+    match = re.search(rf"^## {re.escape(title)}.*$", text, re.MULTILINE)
+    if not match:
+        return ""
+    end = diffs._section_end(text, match.start())
+    return text[match.end():end].strip("\n")
+
+
+def article_section(text):
+    """The '**Article section:** ...' paragraph of a README, as one line."""
+    match = re.search(r"^\*\*Article section:\*\*(.*?)(?:\n\s*\n|\Z)", text, re.MULTILINE | re.DOTALL)
+    return " ".join(match[1].split()) if match else ""
+
+
+def without_code(text):
+    """A section without its fenced code blocks and without the generated diff block."""
+    text = re.sub(rf"{re.escape(diffs.START)}.*?{re.escape(diffs.END)}", "", text, flags=re.DOTALL)
+    text = re.sub(r"^(`{3,}|~{3,}).*?^\1\s*$", "", text, flags=re.MULTILINE | re.DOTALL)
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+# Commands -------------------------------------------------------------------------------------------
+
+
+def start(args):
+    step = find_step(args.step)
+    workspace = Path(args.workspace).resolve()
+    target = workspace / step
+    if target.exists() and any(target.iterdir()) and not args.force:
+        raise StepError(
+            f"{checking.shown(target)} already exists: your work is kept. "
+            f"To throw it away and start afresh: {command_name()} start {step[4:6]} --force"
+        )
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    previous = previous_step(step)
+    if previous:
+        for name in diffs.step_files(ROOT / previous):
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / previous / name, target / name)
+        origin = f"a copy of {previous}, the previous step (its code, not its README)"
+    else:
+        for name, text in STEP01_SKELETON.items():
+            (target / name).write_text(text, encoding="utf-8")
+        origin = "a skeleton: there is no previous step, so create_app() makes a bare Flask app for you to fill in"
+
+    readme = (ROOT / step / "README.md").read_text(encoding="utf-8")
+    colour = use_colour(sys.stdout)
+    title = readme.splitlines()[0].lstrip("# ").strip()
+    number = step[4:6]
+    out = [paint(title, BOLD, colour), ""]
+    if article_section(readme):
+        out += [f"Article section: {article_section(readme)}", ""]
+    out += [f"Your copy: {checking.shown(target)}/ — {origin}.", ""]
+    concept = without_code(readme_section(readme, "The concept"))
+    if concept:
+        out += [paint("The concept", BOLD, colour), "", concept, ""]
+    if previous:
+        changes = without_code(readme_section(readme, "What changed from step"))
+        if changes:
+            out += [paint(f"What to change (the README's 'What changed from step {previous[4:6]}')", BOLD, colour),
+                    "", changes, ""]
+    name = command_name()
+    flask = "uv run flask" if name.startswith("uv ") else "flask"
+    out += [
+        paint("Then", BOLD, colour),
+        f"  {name} check {number}          run the step's tests against your copy",
+        f"  {name} diff {previous[4:6]} {number}        the reference change, if you are stuck" if previous else
+        f"  {step}/README.md            the reference README, if you are stuck",
+        f"  cd {checking.shown(workspace)} && {flask} --app {step} run    try your copy by hand"
+        + ("" if step == reference_steps()[0] else f" (after {flask} --app {step} init-db)"),
+    ]
+    print("\n".join(out))
+    return 0
+
+
+def describe_failure(case, colour):
+    """Short lines: the test's line that failed, what was found instead, where the step's code raised."""
+    lines = []
+    if case.get("expected"):
+        said = "the test expects:" if case["expected"].startswith("assert") else "while the test ran:"
+        lines.append(f"{said} {case['expected']}   " + paint(f"({case['where']})", DIM, colour))
+    if case.get("found"):
+        lines.append(("but: " if case.get("assertion") else "but this was raised: ") + case["found"])
+    if case.get("raised_at"):
+        lines.append(f"raised in {case['raised_at']}")
+    return lines
+
+
+def file_heading(file, step):
+    """tests/test_step01_basic.py, checking step03_jwt -> 'taught in step 01, still true (tests/...)'"""
+    match = re.search(r"test_(step(\d\d)_\w+)\.py$", file)
+    if not match or match[1] == step:
+        return f"new in this step ({file})"
+    if match[1] < step:
+        return f"taught in step {match[2]}, still true ({file})"
+    return f"step {match[2]}'s tests, on this step's code ({file})"
+
+
+def print_verdicts(result, colour, out=None):
+    out = out or sys.stdout
+    file = None
+    for behaviour in result.behaviours:
+        if behaviour.file != file:
+            file = behaviour.file
+            print("\n" + paint(file_heading(file, result.step), BOLD, colour), file=out)
+        if behaviour.outcome == "failed":
+            label = paint("FAILED ", RED, colour)
+        elif behaviour.outcome == "skipped":
+            label = paint("skipped", YELLOW, colour)
+        else:
+            label = paint("passed ", GREEN, colour)
+        line = f"  {label} {behaviour.sentence}"
+        failures = behaviour.failures
+        if failures and len(behaviour.cases) > 1:
+            line += f" ({len(failures)} of {len(behaviour.cases)} cases fail"
+            line += f"; first: {failures[0]['case']})" if failures[0]["case"] else ")"
+        print(line, file=out)
+        if failures:
+            indent = " " * 10
+            if behaviour.doc:
+                print(indent + paint(" ".join(behaviour.doc.split()), DIM, colour), file=out)
+            for text in describe_failure(failures[0], colour):
+                print(indent + text, file=out)
+
+
+def summary(result):
+    behaviours, failed = len(result.behaviours), sum(b.outcome == "failed" for b in result.behaviours)
+    tests, failed_tests = len(result.tests), sum(c["outcome"] == "failed" for c in result.tests)
+    if not failed:
+        return f"all {behaviours} behaviours pass ({tests} tests)"
+    return f"{failed} of {behaviours} behaviours fail ({failed_tests} of {tests} tests)"
+
+
+def check(args):
+    step = find_step(args.step)
+    if args.reference:
+        folder = ROOT
+    else:
+        folder = Path(args.workspace).resolve()
+        if not (folder / step).exists():
+            raise StepError(
+                f"{checking.shown(folder / step)} does not exist: start the step with "
+                f"{command_name()} start {step[4:6]}"
+            )
+    checking.check_imports(folder, step)
+    colour = use_colour(sys.stdout)
+    what = f"the reference {step}" if args.reference else checking.shown(folder / step)
+    print(f"Checking {what} with the tests of {step} ...", flush=True)
+    result = checking.run_check(step, folder, select=args.k)
+    print_verdicts(result, colour)
+    print()
+    verdict = paint("passes", GREEN, colour) if result.passed else paint("does not pass yet", RED, colour)
+    print(f"{what} {verdict}: {summary(result)}, in {result.seconds:.1f} s.")
+    return 0 if result.passed else 1
+
+
+def diff(args):
+    if args.new is None:
+        new = find_step(args.old)
+        old = previous_step(new)
+        if old is None:
+            raise StepError(f"{new} is the first step: there is nothing to compare it with")
+    else:
+        old, new = find_step(args.old), find_step(args.new)
+    text = diffs.step_diff(old, new)
+    sys.stdout.write(diffs.colour_diff(text) if use_colour(sys.stdout, args.color) else text)
+    return 0
+
+
+def status(args):
+    workspace = Path(args.workspace).resolve()
+    colour = use_colour(sys.stdout)
+    steps = reference_steps()
+    width = max(len(s) for s in steps) + 2
+    folder_width = max(len(checking.shown(workspace / s)) for s in steps) + 2
+    print(f"{'step':<{width}}{'your copy':<{folder_width}}check")
+    for step in steps:
+        copy = workspace / step
+        if not copy.exists():
+            print(f"{step:<{width}}{'-':<{folder_width}}{paint(f'not started: {command_name()} start {step[4:6]}', DIM, colour)}",
+                  flush=True)
+            continue
+        if args.no_check:
+            verdict = "not checked"
+        else:
+            try:
+                checking.check_imports(workspace, step)
+                result = checking.run_check(step, workspace)
+                verdict = (paint("passes", GREEN, colour) if result.passed else paint("fails", RED, colour))
+                verdict += f": {summary(result)}"
+            except StepError as error:
+                verdict = paint("does not import", RED, colour) + f": {error}"
+        print(f"{step:<{width}}{checking.shown(copy):<{folder_width}}{verdict}", flush=True)
+    return 0
+
+
+def readme_diffs(args):
+    if args.check:
+        stale = diffs.stale_readmes()
+        for path in stale:
+            print(f"{checking.shown(path)}: the generated diff is stale", file=sys.stderr)
+        if stale:
+            print(f"run: {diffs.COMMAND}", file=sys.stderr)
+        return 1 if stale else 0
+    changed = diffs.write_readme_diffs()
+    for path in changed:
+        print(f"updated {checking.shown(path)}")
+    if not changed:
+        print("every step README's diff is up to date")
+    return 0
+
+
+def parser():
+    workspace = argparse.ArgumentParser(add_help=False)
+    workspace.add_argument(
+        "--workspace", default=default_workspace(), metavar="DIR",
+        help="the folder of your step copies (default: workspace/ in the repository, or $TUTORIAL_WORKSPACE)",
+    )
+    main = argparse.ArgumentParser(
+        prog=command_name(), description="Workshop mode: type each step yourself, check it with the reference tests.",
+    )
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("start", parents=[workspace], help="copy the previous step into your workspace, and say what the step asks for")
+    p.add_argument("step", help="a step number: 03 (or 3, or step03_jwt)")
+    p.add_argument("--force", action="store_true", help="replace an existing copy (your changes to it are lost)")
+    p.set_defaults(run=start)
+
+    p = commands.add_parser("check", parents=[workspace], help="run the step's tests against your copy")
+    p.add_argument("step", help="a step number: 03 (or 3, or step03_jwt)")
+    p.add_argument("--reference", action="store_true", help="check the reference step instead of your copy")
+    p.add_argument("-k", metavar="EXPRESSION", help="only the tests whose names match (pytest's -k)")
+    p.set_defaults(run=check)
+
+    p = commands.add_parser("diff", help="the reference change between two steps (diff 03 = diff 02 03)")
+    p.add_argument("old", help="the earlier step, or the only step")
+    p.add_argument("new", nargs="?", help="the later step")
+    p.add_argument("--color", "--colour", choices=["auto", "always", "never"], default="auto",
+                   help="auto: on a terminal, unless NO_COLOR is set")
+    p.set_defaults(run=diff)
+
+    p = commands.add_parser("status", parents=[workspace], help="for every step: your copy, and whether it passes")
+    p.add_argument("--no-check", action="store_true", help="only list the copies, do not run their tests")
+    p.set_defaults(run=status)
+
+    p = commands.add_parser("readme-diffs", help="regenerate the diff block in every step README")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is stale")
+    p.set_defaults(run=readme_diffs)
+    return main
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except StepError as error:
+        print(f"tutorial: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Where the step packages are, and where they are imported from.
+
+The reference steps live at the repository root. A learner's own copies live in a workspace folder
+(`workspace/` by default). `TUTORIAL_STEPS_DIR`, read only here, tells the tests and `tutorial.live`
+which folder to import the step packages from: unset, it is the repository root; `tutorial check`
+sets it to the learner's workspace, so that the same tests run against the learner's code.
+"""
+import importlib
+import os
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS_DIR_VARIABLE = "TUTORIAL_STEPS_DIR"
+WORKSPACE_VARIABLE = "TUTORIAL_WORKSPACE"
+
+
+class StepError(Exception):
+    """A problem the learner can fix, said in one line (the command exits with status 2)."""
+
+
+def reference_steps():
+    """The reference step packages at the repository root, in order: ['step01_basic', ...]."""
+    return sorted(p.name for p in ROOT.glob("step[0-9][0-9]_*") if (p / "__init__.py").is_file())
+
+
+def find_step(text):
+    """'3', '03', 'step03' or 'step03_jwt' -> 'step03_jwt'; StepError for anything else."""
+    steps = reference_steps()
+    text = text.strip()
+    if text in steps:
+        return text
+    match = re.fullmatch(r"(?:step)?(\d{1,2})", text)
+    for step in steps if match else ():
+        if int(step[4:6]) == int(match[1]):
+            return step
+    numbers = ", ".join(s[4:6] for s in steps)
+    raise StepError(f"there is no step {text!r}: the steps are {numbers}")
+
+
+def previous_step(step):
+    steps = reference_steps()
+    index = steps.index(step)
+    return steps[index - 1] if index else None
+
+
+def steps_dir():
+    """The folder the step packages are imported from: $TUTORIAL_STEPS_DIR, else the repository root."""
+    value = os.environ.get(STEPS_DIR_VARIABLE)
+    return Path(value).resolve() if value else ROOT
+
+
+def default_workspace():
+    """The learner's folder of step copies: $TUTORIAL_WORKSPACE, else workspace/ (ignored by git)."""
+    value = os.environ.get(WORKSPACE_VARIABLE)
+    return Path(value).resolve() if value else ROOT / "workspace"
+
+
+def import_step(name):
+    """Import the step package `name` from steps_dir(), never from anywhere else.
+
+    With the default (the repository root) this is a plain import. With another folder, that folder goes
+    first on sys.path, and a package of the same name already imported from elsewhere (the reference
+    copy at the repository root, say) is forgotten first, so that it cannot shadow the learner's copy.
+    """
+    where = steps_dir()
+    if where != ROOT:
+        if sys.path[:1] != [str(where)]:
+            sys.path.insert(0, str(where))
+        module = sys.modules.get(name)
+        if module is not None and Path(module.__file__).resolve().parent.parent != where:
+            for key in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
+                del sys.modules[key]
+            importlib.invalidate_caches()
+    return importlib.import_module(name)
