@@ -189,12 +189,16 @@ def print_verdicts(result, colour, out=None):
                 print(indent + text, file=out)
 
 
+def plural(count, word):
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def summary(result):
     behaviours, failed = len(result.behaviours), sum(b.outcome == "failed" for b in result.behaviours)
     tests, failed_tests = len(result.tests), sum(c["outcome"] == "failed" for c in result.tests)
     if not failed:
-        return f"all {behaviours} behaviours pass ({tests} tests)"
-    return f"{failed} of {behaviours} behaviours fail ({failed_tests} of {tests} tests)"
+        return f"{'all ' if behaviours > 1 else ''}{plural(behaviours, 'behaviour')} pass{'es' if behaviours == 1 else ''} ({plural(tests, 'test')})"
+    return f"{failed} of {plural(behaviours, 'behaviour')} fail ({failed_tests} of {plural(tests, 'test')})"
 
 
 def check(args):
