@@ -3,7 +3,7 @@ from flask import Flask
 from flask_cors import CORS
 from flask_restful import Api
 
-from .models import db, init_db_command
+from .models import create_user_command, db, init_db_command
 from .resources import Hello, Login, Users
 
 
@@ -20,6 +20,7 @@ def create_app(test_config=None):
     CORS(app)  # the article's front end is served from another origin
     db.init_app(app)
     app.cli.add_command(init_db_command)  # flask --app <step> init-db
+    app.cli.add_command(create_user_command)  # flask --app <step> create-user EMAIL
 
     api = Api(app)
     api.add_resource(Hello, "/hello")

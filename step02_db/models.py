@@ -1,6 +1,7 @@
 import click
 from flask.cli import with_appcontext
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 db = SQLAlchemy()
@@ -45,3 +46,22 @@ def init_db_command():
     db.session.add(User(ADMIN_USERNAME, ADMIN_PASSWORD))
     db.session.commit()
     click.echo(f"Tables ready. Created user {ADMIN_USERNAME} with password {ADMIN_PASSWORD}.")
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="For scripts. Without it, the password is asked for twice and not shown.")
+@with_appcontext
+def create_user_command(username, password):
+    """Add a user, e.g. one per learner of a class. Refuses a username that exists."""
+    if not password:
+        raise click.ClickException("The password must not be empty.")
+    if len(username) > User.username.type.length:
+        raise click.ClickException(f"A username has at most {User.username.type.length} characters.")
+    db.session.add(User(username, password))
+    try:
+        db.session.commit()
+    except IntegrityError:  # username is unique: the database itself refuses a second one
+        raise click.ClickException(f"User {username} already exists: nothing was changed.") from None
+    click.echo(f"Created user {username}.")

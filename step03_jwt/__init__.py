@@ -6,7 +6,7 @@ from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_restful import Api
 
-from .models import db, init_db_command
+from .models import create_user_command, db, init_db_command
 from .resources import Hello, Login, Users
 
 
@@ -26,6 +26,7 @@ def create_app(test_config=None):
     db.init_app(app)
     JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     app.cli.add_command(init_db_command)  # flask --app <step> init-db
+    app.cli.add_command(create_user_command)  # flask --app <step> create-user EMAIL
 
     api = Api(app)
     api.add_resource(Hello, "/hello")

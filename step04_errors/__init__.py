@@ -6,7 +6,7 @@ from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 
 from .errors import Api, register_token_errors
-from .models import db, init_db_command
+from .models import create_user_command, db, init_db_command
 from .resources import Hello, Login, Users
 
 
@@ -16,6 +16,7 @@ def create_app(test_config=None):
         RESTFUL_JSON={"ensure_ascii": False},  # Chinese as characters, not \uXXXX escapes
         # A relative SQLite path lands in the instance/ folder (Flask-SQLAlchemy 3): instance/<step>.sqlite
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{__name__}.sqlite",
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},  # a pooled connection the server dropped is replaced
         JWT_SECRET_KEY="dev-only-key-change-me-it-must-be-32-bytes-or-more",  # Change this!
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=15),  # the article used 3600 seconds
     )
@@ -27,6 +28,7 @@ def create_app(test_config=None):
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     register_token_errors(app, jwt)
     app.cli.add_command(init_db_command)  # flask --app <step> init-db
+    app.cli.add_command(create_user_command)  # flask --app <step> create-user EMAIL
 
     api = Api(app, catch_all_404s=True)  # unknown paths answer in the envelope too
     api.add_resource(Hello, "/hello")

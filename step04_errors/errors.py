@@ -1,7 +1,9 @@
 """Every error answers in the article's envelope {code, message}, and token errors reach their handlers."""
 import flask_restful
+from flask import current_app
 from flask_jwt_extended.exceptions import JWTExtendedException, WrongTokenError
 from jwt.exceptions import InvalidAlgorithmError, InvalidSignatureError, PyJWTError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 
@@ -18,6 +20,9 @@ class Api(flask_restful.Api):
             if isinstance(message, dict):  # reqparse's {"username": "用户名不能为空"}
                 message = next(iter(message.values()))
             return self.make_response({"code": e.code, "message": message}, e.code)
+        if isinstance(e, OperationalError):  # the database is down, unreachable, or not initialised
+            current_app.logger.warning("database unavailable: %s", e.orig)
+            return self.make_response({"code": 503, "message": "database unavailable"}, 503)
         super().handle_error(e)  # a bug: logged (and re-raised under debug or testing) ...
         return self.make_response({"code": 500, "message": "internal server error"}, 500)  # ... still JSON
 

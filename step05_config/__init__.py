@@ -5,7 +5,7 @@ from flask_jwt_extended import JWTManager
 
 from .config import check_config, load_config
 from .errors import Api, register_token_errors
-from .models import db, init_db_command
+from .models import create_user_command, db, init_db_command
 from .resources import Hello, Login, Users
 
 
@@ -21,6 +21,7 @@ def create_app(test_config=None):
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     register_token_errors(app, jwt)
     app.cli.add_command(init_db_command)  # flask --app <step> init-db
+    app.cli.add_command(create_user_command)  # flask --app <step> create-user EMAIL
 
     api = Api(app, catch_all_404s=True)  # unknown paths answer in the envelope too
     api.add_resource(Hello, "/hello")

@@ -3,6 +3,9 @@
 The package under test is chosen in one place, the `step` fixture: a test checks the step its file is
 named after (tests/test_step02_db.py checks step02_db), or, when marked `@pytest.mark.since("step02_db")`,
 that step and every later one, because what a step teaches must keep working after it.
+
+The database is chosen by the `database` fixture: SQLite, or, for tests marked `@pytest.mark.databases`,
+every database the environment configures (see db_servers.py).
 """
 import importlib
 import shutil
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import db_servers
 from tutorial.live import CONFIG_VARIABLES, LiveServer
 from tutorial.steps import import_step
 
@@ -29,8 +33,17 @@ def clean_environment():
         yield
 
 
+DATABASES = ["sqlite"] + [db_servers.backend(url) for url in db_servers.SERVER_URLS]
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
+    config.addinivalue_line("markers", "databases(servers_only=False): run on every configured database")
+
+
+def pytest_report_header(config):
+    servers = [f"{db_servers.backend(u)} ({db_servers.server_version(u)})" for u in db_servers.SERVER_URLS]
+    return "databases: " + ", ".join(["sqlite"] + servers) + ("" if servers else " (set TEST_DATABASE_URLS for more)")
 
 
 def pytest_generate_tests(metafunc):
@@ -38,6 +51,10 @@ def pytest_generate_tests(metafunc):
     if marker:
         first, until = marker.args[0], marker.kwargs.get("until", STEPS[-1])
         metafunc.parametrize("step", [s for s in STEPS if first <= s <= until])
+    marker = metafunc.definition.get_closest_marker("databases")
+    if marker:
+        names = DATABASES[1:] if marker.kwargs.get("servers_only") else DATABASES
+        metafunc.parametrize("database", names, indirect=True)
 
 
 @pytest.fixture
@@ -58,13 +75,8 @@ def models(step_package):
     return importlib.import_module(step_package.__name__ + ".models")
 
 
-def config_for(db_file, **overrides):
-    return {
-        "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_file}",
-        "JWT_SECRET_KEY": TEST_SECRET,
-        **overrides,
-    }
+def config_for(database_uri, **overrides):
+    return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_uri, "JWT_SECRET_KEY": TEST_SECRET, **overrides}
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +88,7 @@ def seeded_db_file(tmp_path_factory):
     def get(package):
         if package.__name__ not in made:
             db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
-            app = package.create_app(config_for(db_file))
+            app = package.create_app(config_for(f"sqlite:///{db_file}"))
             if "init-db" in app.cli.commands:  # step01 has no database
                 result = app.test_cli_runner().invoke(args=["init-db"])
                 assert result.exit_code == 0, result.output
@@ -86,20 +98,54 @@ def seeded_db_file(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def server_databases():
+    """One throwaway database per configured server for this session, dropped at the end."""
+    made = {}
+    try:
+        for url in db_servers.SERVER_URLS:
+            made[db_servers.backend(url)] = (url, db_servers.create_database(url))
+        yield {name: database_url for name, (_, database_url) in made.items()}
+    finally:
+        for server_url, database_url in made.values():
+            db_servers.drop_database(server_url, database_url)
+
+
 @pytest.fixture
-def db_file(step_package, seeded_db_file, tmp_path):
-    """This test's own database: a copy of the seeded one (the article's user is in it)."""
+def database(request):
+    """The database a test runs on: sqlite, unless @pytest.mark.databases parametrizes it."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def database_uri(request, database, step_package, seeded_db_file, tmp_path):
+    """This test's own database, holding what the step's init-db made (the article's user)."""
     seed = seeded_db_file(step_package)
-    copy = tmp_path / "app.sqlite"
-    if seed.exists():
-        shutil.copyfile(seed, copy)
-    return copy
+    if database == "sqlite":
+        copy = tmp_path / "app.sqlite"
+        if seed.exists():
+            shutil.copyfile(seed, copy)
+        return f"sqlite:///{copy}"
+    url = request.getfixturevalue("server_databases")[database]
+    models = importlib.import_module(step_package.__name__ + ".models")
+    db_servers.copy_database(f"sqlite:///{seed}", url, models.db.metadata)
+    return url
 
 
 @pytest.fixture
-def make_app(step_package, db_file):
+def make_app(step_package, database_uri):
     """Build the step's app on this test's database; keyword arguments override its config."""
-    return lambda **overrides: step_package.create_app(config_for(db_file, **overrides))
+    apps = []
+
+    def make(**overrides):
+        apps.append(step_package.create_app(config_for(database_uri, **overrides)))
+        return apps[-1]
+
+    yield make
+    for app in apps:  # close pooled connections now: a server allows only so many
+        if "sqlalchemy" in app.extensions:
+            with app.app_context():
+                app.extensions["sqlalchemy"].engine.dispose()
 
 
 @pytest.fixture
@@ -129,15 +175,12 @@ def auth(app):
 
 
 @pytest.fixture
-def live_server(step, db_file, tmp_path):
-    """A factory: live_server("--debug") starts the step on a free port, on a copy of the seeded database."""
+def live_server(step, database_uri):
+    """A factory: live_server("--debug") starts the step on a free port, on this test's database."""
     servers = []
 
-    def start(*flask_args):
-        own_db = tmp_path / f"live{len(servers)}.sqlite"
-        if db_file.exists():
-            shutil.copyfile(db_file, own_db)
-        servers.append(LiveServer(step, own_db, *flask_args))
+    def start(*flask_args, env=None):
+        servers.append(LiveServer(step, database_uri, *flask_args, env=env))
         return servers[-1]
 
     yield start

@@ -6,6 +6,7 @@ from conftest import ADMIN
 
 
 @pytest.mark.since("step02_db")
+@pytest.mark.databases
 def test_login_with_the_article_user(client):
     response = client.post("/login", json=ADMIN)
     assert response.status_code == 200
@@ -19,6 +20,7 @@ def test_step02_login_has_no_token_yet(client):
 
 
 @pytest.mark.since("step02_db")
+@pytest.mark.databases
 @pytest.mark.parametrize(
     "credentials, code, message",
     [
@@ -75,6 +77,7 @@ def test_json_that_is_not_an_object_crashes_reqparse(make_app, data):
 
 
 @pytest.mark.since("step02_db")
+@pytest.mark.databases
 def test_users_lists_every_user(app, models, client, auth):
     db, User = models.db, models.User
     with app.app_context():  # insert directly: the constructor would hash, which is slow on purpose
@@ -95,12 +98,14 @@ def test_step02_users_is_open_to_anyone(client):
 
 
 @pytest.mark.since("step02_db")
-def test_init_db_creates_tables_and_the_article_user(make_app, models, tmp_path):
-    app = make_app(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'empty.sqlite'}")
-    result = app.test_cli_runner().invoke(args=["init-db"])
+@pytest.mark.databases
+def test_init_db_creates_tables_and_the_article_user(app, models, runner):
+    db, User = models.db, models.User
+    with app.app_context():
+        db.drop_all()  # an empty database
+    result = runner.invoke(args=["init-db"])
     assert result.exit_code == 0
     assert "Created user admin@gmail.com" in result.output
-    db, User = models.db, models.User
     with app.app_context():
         (admin,) = db.session.execute(db.select(User)).scalars().all()
         assert admin.username == ADMIN["username"] and admin.active is True
@@ -111,6 +116,7 @@ def test_init_db_creates_tables_and_the_article_user(make_app, models, tmp_path)
 
 
 @pytest.mark.since("step02_db")
+@pytest.mark.databases
 def test_init_db_twice_neither_duplicates_nor_wipes(app, models, runner):
     db, User = models.db, models.User
     with app.app_context():
@@ -130,3 +136,50 @@ def test_user_keeps_the_active_flag_it_was_given(app, models):
     """The article's User.__init__ set active = True whatever it was given."""
     User = models.User
     assert User("someone@gmail.com", "secret", active=False).active is False
+
+
+# flask --app <step> create-user EMAIL, for instructors ---------------------------------------------
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.databases
+def test_create_user_then_log_in_as_that_user(client, runner):
+    result = runner.invoke(args=["create-user", "小明@例子.cn", "--password", "密码123"])
+    assert (result.exit_code, result.output) == (0, "Created user 小明@例子.cn.\n")
+    response = client.post("/login", json={"username": "小明@例子.cn", "password": "密码123"})
+    assert response.status_code == 200 and response.get_json()["userid"] == 2  # non-ASCII round trip
+
+
+@pytest.mark.since("step02_db")
+def test_create_user_asks_twice_and_does_not_echo(runner):
+    result = runner.invoke(args=["create-user", "learner01@example.com"], input="typo\ns3cret\ns3cret\ns3cret\n")
+    assert result.exit_code == 0
+    assert result.output.count("Password:") == 2 and "Repeat for confirmation:" in result.output
+    assert "do not match" in result.output  # the first pair differed: asked again
+    assert "s3cret" not in result.output and "typo" not in result.output
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.databases
+@pytest.mark.parametrize(
+    "username, password, message",
+    [
+        ("admin@gmail.com", "x", "User admin@gmail.com already exists: nothing was changed."),
+        ("a" * 46 + "@example.com", "x", "A username has at most 45 characters."),
+        ("someone@example.com", "", "The password must not be empty."),
+    ],
+)
+def test_create_user_refuses_with_a_clear_message(app, models, runner, username, password, message):
+    result = runner.invoke(args=["create-user", username, "--password", password])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {message}\n"
+    with app.app_context():  # and nothing changed
+        assert models.db.session.execute(models.db.select(models.User.username)).scalars().all() == [ADMIN["username"]]
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.databases
+def test_username_case_depends_on_the_database(client, database):
+    """MySQL/MariaDB's default collation ignores case: the same code logs in there, and not elsewhere."""
+    response = client.post("/login", json={"username": "Admin@Gmail.com", "password": "123456"})
+    assert response.status_code == (200 if database == "mysql" else 401)

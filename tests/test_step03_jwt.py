@@ -17,6 +17,7 @@ TOKEN_PROBLEMS = [
 
 
 @pytest.mark.since("step03_jwt")
+@pytest.mark.databases
 def test_login_returns_a_signed_access_token(app, client):
     body = client.post("/login", json=ADMIN).get_json()
     assert (body["code"], body["userid"]) == (200, 1)

@@ -5,8 +5,10 @@ import jwt
 import pytest
 from flask import jsonify
 from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy.engine import make_url
 
 from conftest import ADMIN
+from tcp_proxy import TcpProxy
 
 MODES = pytest.mark.parametrize(
     "mode",
@@ -60,6 +62,7 @@ def test_every_token_problem_gets_its_own_envelope(make_app, mode, problem):
 
 
 @pytest.mark.since("step04_errors")
+@pytest.mark.databases
 def test_log_in_then_use_an_expired_token(make_app):
     """The article's flow, made deterministic: a lifetime that is already over when the token is made."""
     client = make_app(**PRODUCTION, JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=-1)).test_client()
@@ -143,6 +146,51 @@ def test_bad_requests_answer_the_envelope(make_app, mode, method, path, data, co
     if message:
         assert body["message"] == message
         assert message.encode() in response.data  # readable characters, not \uXXXX escapes
+
+
+# The database goes away, and comes back -------------------------------------------------------------
+
+UNAVAILABLE = (503, {"code": 503, "message": "database unavailable"})
+
+
+@pytest.mark.since("step04_errors")
+def test_unreachable_sqlite_file_answers_503(make_app, tmp_path, auth):
+    client = make_app(**PRODUCTION, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/no/such/folder.sqlite").test_client()
+    assert (lambda r: (r.status_code, r.get_json()))(client.get("/users", headers=auth)) == UNAVAILABLE
+    assert (lambda r: (r.status_code, r.get_json()))(client.post("/login", json=ADMIN)) == UNAVAILABLE
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.databases(servers_only=True)
+@pytest.mark.parametrize("pre_ping", [True, False], ids=["step's pool_pre_ping", "without pool_pre_ping"])
+def test_database_connection_cut_answers_503_then_recovers_without_restart(make_app, database_uri, auth, pre_ping):
+    url = make_url(database_uri)
+    proxy = TcpProxy(url.host, url.port)  # a real connection, really cut below
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    options = {} if pre_ping else {"SQLALCHEMY_ENGINE_OPTIONS": {}}
+    client = make_app(**PRODUCTION, SQLALCHEMY_DATABASE_URI=through_proxy, **options).test_client()
+
+    def users():
+        response = client.get("/users", headers=auth)
+        return response.status_code, response.get_json()
+
+    try:
+        assert users()[0] == 200  # a connection is now pooled
+        proxy.cut()  # the database goes away while the app runs
+        assert users() == UNAVAILABLE
+        assert (lambda r: (r.status_code, r.get_json()))(client.post("/login", json=ADMIN)) == UNAVAILABLE
+        proxy.restore()
+        assert users()[0] == 200  # back as soon as the database is, no restart
+
+        proxy.cut()  # a restart between two requests: the pooled connection is dead, nobody noticed yet
+        proxy.restore()
+        if pre_ping:
+            assert users()[0] == 200  # checked before use, and replaced
+        else:
+            assert users() == UNAVAILABLE  # the dead connection was used: one request fails ...
+            assert users()[0] == 200  # ... and then SQLAlchemy has replaced it
+    finally:
+        proxy.close()
 
 
 # What a learner copying the article's 3.x callback meets on 4.x -----------------------------------

@@ -25,10 +25,12 @@ CONFIG_VARIABLES = ("FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "J
 
 
 def flask_command(step, db_file, *args):
-    """`python -m flask --app "<step>:create_app({...database...})" <args>`, as a list."""
+    """`python -m flask --app "<step>:create_app({...database...})" <args>`, as a list.
+    db_file: a SQLite file's path, a database URL, or None (the step's own default)."""
     app = step
     if db_file is not None:
-        app = f"{step}:create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{Path(db_file).as_posix()}'}})"
+        uri = str(db_file) if "://" in str(db_file) else f"sqlite:///{Path(db_file).as_posix()}"
+        app = f"{step}:create_app({{'SQLALCHEMY_DATABASE_URI': {uri!r}}})"
     return [sys.executable, "-m", "flask", "--app", app, *args]
 
 
