@@ -25,6 +25,8 @@ class Login(Resource):
             return {"code": 201, "message": "user not exist", "token": None, "userid": None}, 401
         if not password_correct:
             return {"code": 202, "message": "wrong password", "token": None, "userid": None}, 401
+        if not user.active:  # the article stored `active` but never read it
+            return {"code": 208, "message": "user inactive", "token": None, "userid": None}, 403
         return {"code": 200, "message": "success", "token": None, "userid": user.id}
 
 

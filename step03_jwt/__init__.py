@@ -6,7 +6,7 @@ from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_restful import Api
 
-from .models import create_user_command, db, init_db_command
+from .models import create_user_command, db, init_db_command, load_user
 from .resources import Hello, Login, Users
 
 
@@ -24,7 +24,8 @@ def create_app(test_config=None):
 
     CORS(app)  # the article's front end is served from another origin
     db.init_app(app)
-    JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
+    jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
+    jwt.user_lookup_loader(load_user)  # a token dies with its user: deleted or made inactive
     app.cli.add_command(init_db_command)  # flask --app <step> init-db
     app.cli.add_command(create_user_command)  # flask --app <step> create-user EMAIL
 

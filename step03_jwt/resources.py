@@ -26,6 +26,8 @@ class Login(Resource):
             return {"code": 201, "message": "user not exist", "token": None, "userid": None}, 401
         if not password_correct:
             return {"code": 202, "message": "wrong password", "token": None, "userid": None}, 401
+        if not user.active:  # the article stored `active` but never read it
+            return {"code": 208, "message": "user inactive", "token": None, "userid": None}, 403
         # The identity becomes the token's "sub" claim, which must be a string: the username is one.
         token = create_access_token(identity=user.username)
         return {"code": 200, "message": "success", "token": token, "userid": user.id}

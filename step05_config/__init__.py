@@ -5,7 +5,7 @@ from flask_jwt_extended import JWTManager
 
 from .config import check_config, load_config
 from .errors import Api, register_token_errors
-from .models import create_user_command, db, init_db_command
+from .models import create_user_command, db, init_db_command, load_user
 from .resources import Hello, Login, Users
 
 
@@ -19,6 +19,7 @@ def create_app(test_config=None):
     CORS(app)  # the article's front end is served from another origin
     db.init_app(app)
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
+    jwt.user_lookup_loader(load_user)  # a token dies with its user: deleted or made inactive
     register_token_errors(app, jwt)
     app.cli.add_command(init_db_command)  # flask --app <step> init-db
     app.cli.add_command(create_user_command)  # flask --app <step> create-user EMAIL

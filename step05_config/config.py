@@ -3,17 +3,13 @@ import os
 from datetime import timedelta
 
 import click
+from flask.helpers import get_debug_flag
 
 DEV_SECRET_KEY = "dev-only-key-change-me-it-must-be-32-bytes-or-more"  # never in production
 
 
 class ConfigError(click.ClickException):
     """A setting the app cannot run with. The flask command prints it as one line: "Error: ..."."""
-
-
-def env_flag(name):
-    # Bug 1: `os.environ.get('FLASK_DEBUG') or True` is always true, even for FLASK_DEBUG=0 or false.
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def env_seconds(name, default):
@@ -36,7 +32,8 @@ class Config:
     CONFIG_NAME = "development"
 
     def __init__(self):
-        self.DEBUG = env_flag("FLASK_DEBUG")
+        # Bug 1: `os.environ.get('FLASK_DEBUG') or True` is always true, even for FLASK_DEBUG=0 or false.
+        self.DEBUG = get_debug_flag()  # FLASK_DEBUG, read exactly as the flask command reads it
         # Default: a SQLite file in the instance/ folder, as in the earlier steps.
         self.SQLALCHEMY_DATABASE_URI = os.environ.get("SQLALCHEMY_DATABASE_URI", f"sqlite:///{__package__}.sqlite")
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # a pooled connection the server dropped is replaced
@@ -44,6 +41,7 @@ class Config:
         self.JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY", DEV_SECRET_KEY)
         self.JWT_ACCESS_TOKEN_EXPIRES = env_seconds("JWT_ACCESS_TOKEN_EXPIRES", 15 * 60)
         self.RESTFUL_JSON = {"ensure_ascii": False}  # Chinese as characters, not \uXXXX escapes
+        self.MAX_CONTENT_LENGTH = 16 * 1024  # a login is tiny: refuse megabytes (413) before reading them
 
 
 class DevelopmentConfig(Config):

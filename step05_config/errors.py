@@ -38,6 +38,10 @@ def register_token_errors(app, jwt):
     def missing_token(reason):  # no Authorization header, or not "Bearer <token>"
         return {"code": 203, "message": "missing token"}, 401
 
+    @jwt.user_lookup_error_loader
+    def user_gone(jwt_header, jwt_payload):  # a valid token, but its user was deleted or made inactive
+        return {"code": 209, "message": "user inactive or deleted"}, 401
+
     @jwt.invalid_token_loader
     def invalid_token(reason):  # not a usable JWT: segments, base64, JSON, claims
         return {"code": 204, "message": "invalid token"}, 401

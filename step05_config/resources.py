@@ -1,6 +1,6 @@
 from flask import request
 from flask_jwt_extended import create_access_token, get_jwt_identity, jwt_required
-from flask_restful import Resource, abort, reqparse
+from flask_restful import Resource, abort
 
 from .models import User
 
@@ -12,22 +12,46 @@ class Hello(Resource):
         return {"code": 200, "message": f"hello, {name}"}
 
 
+def json_object():
+    """The request's body, which must be a JSON object like {"username": ..., "password": ...}."""
+    try:
+        body = request.get_json()  # 415 if the body is not JSON, 400 if it is broken
+    except RecursionError:  # "[[[[...": nested deeper than Python's JSON parser can go
+        body = None
+    if not isinstance(body, dict):
+        abort(400, message="the body must be a JSON object")
+    return body
+
+
+def text_field(body, name, missing_message):
+    """What reqparse's type=str let through, checked: a string (not 123 or a list), not empty, and text
+    every database can store (no NUL character, no lone UTF-16 surrogate)."""
+    value = body.get(name)
+    if value is None or value == "":
+        abort(400, message=missing_message)  # the article's message
+    if not isinstance(value, str):
+        abort(400, message=f"{name} must be a string")
+    try:
+        value.encode("utf-8")  # fails on a lone surrogate, which JSON can spell "\ud800"
+    except UnicodeEncodeError:
+        abort(400, message=f"{name} is not valid text")
+    if "\x00" in value:  # PostgreSQL cannot store it
+        abort(400, message=f"{name} is not valid text")
+    return value
+
+
 class Login(Resource):
     def post(self):
-        if not isinstance(request.get_json(), dict):  # reqparse crashes on 5 or "text" (415/400 come first)
-            abort(400, message="the body must be a JSON object")
-        args = (
-            reqparse.RequestParser()
-            # location="json" as in the article; nullable=False so that null is "missing", not a crash
-            .add_argument("username", type=str, location="json", required=True, nullable=False, help="用户名不能为空")
-            .add_argument("password", type=str, location="json", required=True, nullable=False, help="密码不能为空")
-            .parse_args()
-        )
-        user_exists, password_correct, user = User.authenticate(args["username"], args["password"])
+        body = json_object()
+        username = text_field(body, "username", "用户名不能为空")
+        password = text_field(body, "password", "密码不能为空")
+        user_exists, password_correct, user = User.authenticate(username, password)
         if not user_exists:
             return {"code": 201, "message": "user not exist", "token": None, "userid": None}, 401
         if not password_correct:
             return {"code": 202, "message": "wrong password", "token": None, "userid": None}, 401
+        if not user.active:  # the article stored `active` but never read it
+            return {"code": 208, "message": "user inactive", "token": None, "userid": None}, 403
         # The identity becomes the token's "sub" claim, which must be a string: the username is one.
         token = create_access_token(identity=user.username)
         return {"code": 200, "message": "success", "token": token, "userid": user.id}

@@ -46,6 +46,14 @@ def pytest_report_header(config):
     return "databases: " + ", ".join(["sqlite"] + servers) + ("" if servers else " (set TEST_DATABASE_URLS for more)")
 
 
+BAD_INPUT_CASES = {}  # step -> [requests sent by tests/test_bad_input.py], printed in the summary
+
+
+def pytest_terminal_summary(terminalreporter):
+    for step, (count,) in sorted(BAD_INPUT_CASES.items()):
+        terminalreporter.write_line(f"bad input: {step} was sent {count} generated requests")
+
+
 def pytest_generate_tests(metafunc):
     marker = metafunc.definition.get_closest_marker("since")
     if marker:

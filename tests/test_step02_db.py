@@ -179,7 +179,37 @@ def test_create_user_refuses_with_a_clear_message(app, models, runner, username,
 
 @pytest.mark.since("step02_db")
 @pytest.mark.databases
-def test_username_case_depends_on_the_database(client, database):
-    """MySQL/MariaDB's default collation ignores case: the same code logs in there, and not elsewhere."""
-    response = client.post("/login", json={"username": "Admin@Gmail.com", "password": "123456"})
+@pytest.mark.parametrize("username", ["Admin@Gmail.com", "admin@gmail.com ", "ＡＤＭＩＮ@gmail.com"])
+def test_username_comparison_depends_on_the_database(client, database, username):
+    """MySQL/MariaDB's default collation ignores case, trailing spaces and full-width forms: these log in
+    as admin@gmail.com there, and nowhere else."""
+    response = client.post("/login", json={"username": username, "password": "123456"})
     assert response.status_code == (200 if database == "mysql" else 401)
+
+
+# The article's `active` column, and what login tells about accounts --------------------------------
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.databases
+def test_inactive_user_cannot_log_in(app, models, client):
+    with app.app_context():
+        models.db.session.execute(models.db.update(models.User).values(active=False))
+        models.db.session.commit()
+    response = client.post("/login", json=ADMIN)
+    assert response.status_code == 403
+    assert response.get_json() == {"code": 208, "message": "user inactive", "token": None, "userid": None}
+    wrong = client.post("/login", json={**ADMIN, "password": "654321"})  # only the right password learns it
+    assert (wrong.status_code, wrong.get_json()["code"]) == (401, 202)
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.parametrize("username", ["admin@gmail.com", "nobody@gmail.com"])
+def test_login_checks_one_password_hash_whether_or_not_the_user_exists(client, models, monkeypatch, username):
+    """Counting the slow work instead of timing it: the same for an unknown user, so no timing difference."""
+    checked = []
+    real_check = models.check_password_hash
+    monkeypatch.setattr(models, "check_password_hash", lambda *args: checked.append(args[0]) or real_check(*args))
+    client.post("/login", json={"username": username, "password": "654321"})
+    assert len(checked) == 1
+    assert checked[0].split("$")[0] == models.generate_password_hash("x").split("$")[0]  # same method and cost

@@ -46,6 +46,24 @@ def test_users_with_a_token_says_who_is_asking(client, auth):
     assert response.get_json()["identity"] == ADMIN["username"]
 
 
+@pytest.mark.since("step03_jwt")
+@pytest.mark.databases
+@pytest.mark.parametrize("change", ["deactivate", "delete"])
+def test_token_stops_working_when_its_user_is_deactivated_or_deleted(app, models, client, auth, change):
+    assert client.get("/users", headers=auth).status_code == 200
+    with app.app_context():
+        admin = models.db.select(models.User).filter_by(username=ADMIN["username"])
+        user = models.db.session.execute(admin).scalar_one()
+        if change == "deactivate":
+            user.active = False
+        else:
+            models.db.session.delete(user)
+        models.db.session.commit()
+    response = client.get("/users", headers=auth)  # the same, still unexpired, token
+    assert response.status_code == 401
+    assert "users" not in response.get_json()
+
+
 @pytest.mark.parametrize("headers, status, body", TOKEN_PROBLEMS)
 @pytest.mark.parametrize("mode", [{"TESTING": True}, {"TESTING": False, "DEBUG": True}], ids=["testing", "debug"])
 def test_token_problems_reach_the_library_under_debug_or_tests(make_app, mode, headers, status, body):

@@ -135,6 +135,14 @@ def test_an_unrelated_bug_still_fails_loudly_in_tests(make_app, models, monkeypa
         ("POST", "/login", "{}", "application/json", 400, "用户名不能为空"),
         ("POST", "/login", '{"username": "admin@gmail.com"}', "application/json", 400, "密码不能为空"),
         ("POST", "/login", '{"username": "admin@gmail.com", "password": null}', "application/json", 400, "密码不能为空"),
+        ("POST", "/login", '{"username": "", "password": "123456"}', "application/json", 400, "用户名不能为空"),
+        ("POST", "/login", '{"username": 123, "password": "123456"}', "application/json", 400, "username must be a string"),
+        ("POST", "/login", '{"username": ["admin@gmail.com"], "password": "1"}', "application/json", 400, "username must be a string"),
+        ("POST", "/login", '{"username": "admin@gmail.com", "password": true}', "application/json", 400, "password must be a string"),
+        ("POST", "/login", '{"username": "a\\u0000b", "password": "1"}', "application/json", 400, "username is not valid text"),
+        ("POST", "/login", '{"username": "a", "password": "\\ud800"}', "application/json", 400, "password is not valid text"),
+        ("POST", "/login", '{"username": "a", "password": "' + "x" * 20000 + '"}', "application/json", 413, None),
+        ("POST", "/login", b'{"username": "\xff\xfe"}', "application/json", 400, None),  # not UTF-8
     ],
 )
 @MODES
@@ -146,6 +154,35 @@ def test_bad_requests_answer_the_envelope(make_app, mode, method, path, data, co
     if message:
         assert body["message"] == message
         assert message.encode() in response.data  # readable characters, not \uXXXX escapes
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.parametrize("change", ["deactivate", "delete"])
+@MODES
+def test_token_of_a_deactivated_or_deleted_user_gets_the_envelope(make_app, models, mode, change):
+    app = make_app(**mode)
+    headers = bearer(access_token(app))
+    with app.app_context():
+        user = models.db.session.execute(models.db.select(models.User)).scalar_one()
+        if change == "deactivate":
+            user.active = False
+        else:
+            models.db.session.delete(user)
+        models.db.session.commit()
+    response = app.test_client().get("/users", headers=headers)
+    assert (response.status_code, response.get_json()) == (401, {"code": 209, "message": "user inactive or deleted"})
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.databases
+@pytest.mark.parametrize(
+    "username",
+    ["😀@例子.cn", "' OR '1'='1", "admin@gmail.com'; DROP TABLE user; --", "a" * 1000, "x\u0001\u001fy"],
+)
+def test_odd_usernames_are_just_unknown_users_on_every_database(client, username):
+    response = client.post("/login", json={"username": username, "password": "123456"})
+    assert (response.status_code, response.get_json()["code"]) == (401, 201)
+    assert client.post("/login", json=ADMIN).status_code == 200  # and the table is still there
 
 
 # The database goes away, and comes back -------------------------------------------------------------
