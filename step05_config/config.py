@@ -6,6 +6,7 @@ import click
 from flask.helpers import get_debug_flag
 
 DEV_SECRET_KEY = "dev-only-key-change-me-it-must-be-32-bytes-or-more"  # never in production
+DEV_ORIGINS = "http://localhost:8000, http://127.0.0.1:8000"  # frontend/, served by python -m http.server
 
 
 class ConfigError(click.ClickException):
@@ -30,6 +31,7 @@ class Config:
     """Read when the app is created, not when this module is imported."""
 
     CONFIG_NAME = "development"
+    DEFAULT_CORS_ORIGINS = DEV_ORIGINS
 
     def __init__(self):
         # Bug 1: `os.environ.get('FLASK_DEBUG') or True` is always true, even for FLASK_DEBUG=0 or false.
@@ -42,6 +44,9 @@ class Config:
         self.JWT_ACCESS_TOKEN_EXPIRES = env_seconds("JWT_ACCESS_TOKEN_EXPIRES", 15 * 60)
         self.RESTFUL_JSON = {"ensure_ascii": False}  # Chinese as characters, not \uXXXX escapes
         self.MAX_CONTENT_LENGTH = 16 * 1024  # a login is tiny: refuse megabytes (413) before reading them
+        # The front ends (other origins) that may call the API; the article allowed every origin. flask-cors reads it.
+        origins = os.environ.get("CORS_ORIGINS", self.DEFAULT_CORS_ORIGINS)
+        self.CORS_ORIGINS = [origin.strip() for origin in origins.split(",") if origin.strip()]
 
 
 class DevelopmentConfig(Config):
@@ -55,6 +60,7 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     CONFIG_NAME = "production"
+    DEFAULT_CORS_ORIGINS = ""  # none but those CORS_ORIGINS names
 
 
 CONFIGS = {c.CONFIG_NAME: c for c in (DevelopmentConfig, TestingConfig, ProductionConfig)}

@@ -1,7 +1,7 @@
 """step01_basic: a stateless JSON endpoint, with CORS. Every later step keeps /hello."""
 import pytest
 
-OTHER_ORIGIN = "http://localhost:8080"  # where a separate front end would be served from
+OTHER_ORIGIN = "http://localhost:8000"  # where a separate front end is served from (frontend/)
 
 
 @pytest.mark.since("step01_basic")

@@ -92,7 +92,7 @@ def test_cors_preflight_for_users_allows_the_authorization_header(client):
     response = client.options(
         "/users",
         headers={
-            "Origin": "http://localhost:8080",
+            "Origin": "http://localhost:8000",
             "Access-Control-Request-Method": "GET",
             "Access-Control-Request-Headers": "Authorization",
         },
@@ -103,9 +103,9 @@ def test_cors_preflight_for_users_allows_the_authorization_header(client):
 
 @pytest.mark.since("step03_jwt")
 def test_refusal_carries_cors_header_so_the_front_end_can_read_it(client):
-    response = client.get("/users", headers={"Origin": "http://localhost:8080"})
+    response = client.get("/users", headers={"Origin": "http://localhost:8000"})
     assert response.status_code == 401
-    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:8080"
+    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:8000"
 
 
 # What a learner copying the article's 3.x code meets on 4.x -------------------------------------

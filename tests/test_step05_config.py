@@ -173,6 +173,28 @@ def test_env_example_documents_every_variable_the_config_reads(step_package):
         assert f'"{name}"' in source or name == "FLASK_DEBUG" and "get_debug_flag()" in source  # and read
 
 
+# Which other origins may call the API --------------------------------------------------------------
+
+
+@pytest.mark.since("step05_config")
+@pytest.mark.parametrize(
+    "variables, origin, allowed",
+    [
+        ({}, "http://localhost:8000", True),  # development default: frontend/
+        ({}, "http://evil.example", False),
+        ({"FLASK_CONFIG": "production", "JWT_SECRET_KEY": KEY}, "http://localhost:8000", False),  # none by default
+        ({"CORS_ORIGINS": "https://app.example.com, http://localhost:3000"}, "http://localhost:3000", True),
+        ({"CORS_ORIGINS": "https://app.example.com"}, "http://localhost:8000", False),
+    ],
+)
+def test_cors_origins_come_from_the_environment(step_package, env, variables, origin, allowed):
+    env(**variables)
+    client = step_package.create_app().test_client()
+    response = client.options("/users", headers={
+        "Origin": origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "Authorization"})
+    assert response.headers.get("Access-Control-Allow-Origin") == (origin if allowed else None)
+
+
 # The article's cookie settings do nothing for header tokens ------------------------------------------
 
 

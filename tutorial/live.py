@@ -21,7 +21,9 @@ from tutorial.steps import steps_dir
 ROOT = Path(__file__).resolve().parents[1]
 
 # The variables the steps read (step05 on), and Flask's own FLASK_DEBUG.
-CONFIG_VARIABLES = ("FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "JWT_SECRET_KEY", "JWT_ACCESS_TOKEN_EXPIRES")
+CONFIG_VARIABLES = (
+    "FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "JWT_SECRET_KEY", "JWT_ACCESS_TOKEN_EXPIRES", "CORS_ORIGINS",
+)
 
 
 def flask_command(step, db_file, *args):
