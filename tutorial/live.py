@@ -26,13 +26,16 @@ CONFIG_VARIABLES = (
 )
 
 
-def flask_command(step, db_file, *args):
-    """`python -m flask --app "<step>:create_app({...database...})" <args>`, as a list.
-    db_file: a SQLite file's path, a database URL, or None (the step's own default)."""
-    app = step
+def flask_command(step, db_file, *args, config=None):
+    """`python -m flask --app "<step>:create_app({...database..., ...config...})" <args>`, as a list.
+    db_file: a SQLite file's path, a database URL, or None (the step's own default).
+    config: more settings for create_app (plain values: str, int, bool, ...), e.g. {"JWT_ACCESS_TOKEN_EXPIRES": 2}."""
+    settings = {}
     if db_file is not None:
         uri = str(db_file) if "://" in str(db_file) else f"sqlite:///{Path(db_file).as_posix()}"
-        app = f"{step}:create_app({{'SQLALCHEMY_DATABASE_URI': {uri!r}}})"
+        settings["SQLALCHEMY_DATABASE_URI"] = uri
+    settings.update(config or {})
+    app = f"{step}:create_app({settings!r})" if settings else step
     return [sys.executable, "-m", "flask", "--app", app, *args]
 
 
@@ -44,10 +47,10 @@ def clean_env(env=None, dotenv=False):
     return {**clean, **(env or {})}
 
 
-def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False):
+def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=None):
     """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
     return subprocess.run(
-        flask_command(step, db_file, *args), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
+        flask_command(step, db_file, *args, config=config), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
         capture_output=True, text=True, timeout=60,
     )
 
@@ -63,12 +66,12 @@ def flask_cli(step, db_file, *args, **kwargs):
 class LiveServer:
     """`flask run` on a free port. Start several, then send requests: each waits for its own server."""
 
-    def __init__(self, step, db_file, *flask_args, env=None):
+    def __init__(self, step, db_file, *flask_args, env=None, config=None):
         with socket.socket() as s:  # a free port, chosen by the OS
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.cmd = flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args)
+        self.cmd = flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)
         self.log = tempfile.TemporaryFile("w+")  # what the server prints; gone when closed
         self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=self.log, stderr=subprocess.STDOUT)
         self.ready = False
