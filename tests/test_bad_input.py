@@ -32,8 +32,8 @@ def run(examples):
 
 
 @pytest.fixture
-def fuzz(make_app, models, monkeypatch, step):
-    """A production app whose users hash fast; send(...) makes one request and checks the answer."""
+def app(make_app, models, monkeypatch):
+    """The step in production mode, its users' passwords hashed fast, an inactive user and a doomed one."""
     app = make_app(**PRODUCTION)
     monkeypatch.setattr(models, "dummy_hash", lambda: generate_password_hash("no user", method=FAST))
     with app.app_context():
@@ -43,6 +43,12 @@ def fuzz(make_app, models, monkeypatch, step):
             db.session.execute(User.__table__.insert().values(
                 username=name, password=generate_password_hash("123456", method=FAST), active=active))
         db.session.commit()
+    return app
+
+
+@pytest.fixture
+def send(app, step):
+    """send(method, path, ...) makes one request and checks the answer: under 500, the envelope, no leak."""
     client = app.test_client()
     counted = BAD_INPUT_CASES.setdefault(step, [0])
 
@@ -58,7 +64,7 @@ def fuzz(make_app, models, monkeypatch, step):
             assert isinstance(body.get("code"), int) and isinstance(body.get("message"), (str, dict)), body
         return response
 
-    return app, models, send
+    return send
 
 
 # --- what a client can put in a request -------------------------------------------------------------
@@ -157,20 +163,21 @@ def authorization_values(tokens):
     )
 
 
-def delete_ghost(app, models):
+@pytest.fixture
+def tokens(app, models):
+    """The forged tokens; the first is the admin's valid one. ghost@gmail.com is deleted once its token exists."""
+    made = forged_tokens(app)
     with app.app_context():
         models.db.session.execute(models.db.delete(models.User).filter_by(username="ghost@gmail.com"))
         models.db.session.commit()
+    return made
 
 
 # --- the generated tests ----------------------------------------------------------------------------
 
 
 @pytest.mark.since("step04_errors")
-def test_any_request_to_any_path(fuzz):
-    app, models, send = fuzz
-    tokens = forged_tokens(app)
-    delete_ghost(app, models)
+def test_any_request_to_any_path(send, tokens):
 
     @run(1000)
     @given(METHODS, PATHS, QUERIES, BODIES, CONTENT_TYPES, st.none() | authorization_values(tokens))
@@ -183,8 +190,7 @@ def test_any_request_to_any_path(fuzz):
 
 
 @pytest.mark.since("step04_errors")
-def test_login_bodies(fuzz):
-    app, models, send = fuzz
+def test_login_bodies(send):
 
     @run(700)
     @given(BODIES | st.builds(encode_json, LOGIN_OBJECTS, st.booleans()), CONTENT_TYPES)
@@ -195,10 +201,7 @@ def test_login_bodies(fuzz):
 
 
 @pytest.mark.since("step04_errors")
-def test_authorization_headers(fuzz):
-    app, models, send = fuzz
-    tokens = forged_tokens(app)
-    delete_ghost(app, models)
+def test_authorization_headers(send, tokens):
 
     @run(600)
     @given(authorization_values(tokens))
@@ -211,10 +214,7 @@ def test_authorization_headers(fuzz):
 
 
 @pytest.mark.since("step04_errors")
-def test_every_forged_token_is_refused_with_its_envelope(fuzz):
-    app, models, send = fuzz
-    tokens = forged_tokens(app)
-    delete_ghost(app, models)
+def test_every_forged_token_is_refused_with_its_envelope(send, tokens):
     for token in tokens[1:]:
         response = send("GET", "/users", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, (token, response.get_json())
