@@ -9,6 +9,12 @@ SKIPPED_DIRS = {"__pycache__", "instance", ".ipynb_checkpoints"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".sqlite", ".sqlite3", ".db")
 START, END = "<!-- what-changed:start -->", "<!-- what-changed:end -->"
 SECTION = re.compile(r"^## What changed from step \d+", re.MULTILINE)
+# Each step README has a Chinese twin (README.zh-CN.md) holding the very same generated block, in the
+# section of the same place: "## 与第 NN 步相比的变化".
+README_SECTIONS = {
+    "README.md": SECTION,
+    "README.zh-CN.md": re.compile(r"^## 与第 \d+ 步相比的变化", re.MULTILINE),
+}
 COMMAND = "uv run tutorial readme-diffs"
 
 
@@ -98,16 +104,19 @@ def _section_end(text, start):
     return len(text)
 
 
-def readme_with_block(text, step):
-    """The README text with its generated block in the "What changed" section, new or replaced."""
+def readme_with_block(text, step, name="README.md"):
+    """The README text with its generated block in the "What changed" section, new or replaced.
+    `name` is the README's file name, README.md or its Chinese twin README.zh-CN.md."""
     block = readme_block(step)
     if START in text and END in text:
         before, rest = text.split(START, 1)
         after = rest.split(END, 1)[1]
         return before + block + after
-    section = SECTION.search(text)
+    pattern = README_SECTIONS[name]
+    section = pattern.search(text)
     if section is None:
-        raise StepError(f"{step}/README.md has no '## What changed from step NN' section to put the diff in")
+        heading = pattern.pattern.lstrip("^").replace("\\d+", "NN")
+        raise StepError(f"{step}/{name} has no '{heading}' section to put the diff in")
     end = _section_end(text, section.start())
     head, tail = text[:end].rstrip("\n"), text[end:]
     return head + "\n\n" + block + ("\n\n" + tail if tail else "\n")
@@ -118,24 +127,32 @@ def readme_steps():
     return [step for step in reference_steps() if previous_step(step)]
 
 
+def readme_files():
+    """(step, README file) for every step README that gets a diff, English and, where it exists, Chinese."""
+    return [
+        (step, ROOT / step / name)
+        for step in readme_steps()
+        for name in README_SECTIONS
+        if name == "README.md" or (ROOT / step / name).is_file()
+    ]
+
+
 def stale_readmes():
     """The README files whose generated block is missing or out of date."""
     stale = []
-    for step in readme_steps():
-        path = ROOT / step / "README.md"
+    for step, path in readme_files():
         text = path.read_text(encoding="utf-8")
-        if readme_with_block(text, step) != text:
+        if readme_with_block(text, step, path.name) != text:
             stale.append(path)
     return stale
 
 
 def write_readme_diffs():
-    """Regenerate every step README's block; return the files that changed."""
+    """Regenerate every step README's block, in both languages; return the files that changed."""
     changed = []
-    for step in readme_steps():
-        path = ROOT / step / "README.md"
+    for step, path in readme_files():
         text = path.read_text(encoding="utf-8")
-        new = readme_with_block(text, step)
+        new = readme_with_block(text, step, path.name)
         if new != text:
             path.write_text(new, encoding="utf-8")
             changed.append(path)
