@@ -66,9 +66,10 @@ def flask_cli(step, db_file, *args, **kwargs):
 class LiveServer:
     """`flask run` on a free port. Start several, then send requests: each waits for its own server."""
 
-    def __init__(self, step, db_file, *flask_args, env=None, config=None):
-        with socket.socket() as s:  # a free port, chosen by the OS
-            s.bind(("127.0.0.1", 0))
+    def __init__(self, step, db_file, *flask_args, env=None, config=None, port=None):
+        with socket.socket() as s:  # a free port, chosen by the OS; or the one asked for, if it is free
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no obstacle
+            s.bind(("127.0.0.1", port or 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)

@@ -1,0 +1,97 @@
+"""The article's Postman walk-through (postman/), run by newman against the steps as real servers.
+
+newman is the npm package pinned in package.json / package-lock.json: `npm ci` at the repository root
+installs it into node_modules/ (.ci/run does). The collection runs against the finished step (the highest
+stepNN) and step 04 with errorStyle=envelope, and against step 03 under --debug with errorStyle=library;
+every assertion must pass.
+"""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tutorial.live import LiveServer, flask_cli
+from tutorial.pytest_summary import summary_lines
+from tutorial.steps import reference_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+COLLECTION = ROOT / "postman" / "flask-jwt.postman_collection.json"
+ENVIRONMENT = ROOT / "postman" / "local.postman_environment.json"
+NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
+
+FINISHED = reference_steps()[-1]  # the highest stepNN present
+# (step, flask run options, errorStyle): step 03 only under --debug; the envelope from step 04 on, checked on
+# the first step that has it and on the finished one.
+RUNS = [("step03_jwt", ("--debug",), "library"), ("step04_errors", (), "envelope"), (FINISHED, (), "envelope")]
+
+
+def run_newman(server, error_style, report):
+    if not NEWMAN.exists():
+        pytest.fail(f"{NEWMAN.relative_to(ROOT)} is missing: run `npm ci` in the repository root (Node.js 18 or newer)")
+    done = subprocess.run(
+        [str(NEWMAN), "run", str(COLLECTION), "--environment", str(ENVIRONMENT),
+         "--env-var", f"baseUrl={server.url}", "--env-var", f"errorStyle={error_style}",
+         "--reporters", "cli,json", "--reporter-json-export", str(report), "--color", "off", "--disable-unicode"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert report.exists(), f"newman wrote no report:\n{done.stdout}{done.stderr}"
+    return done, json.loads(report.read_text())["run"]
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """A database made by the step's own init-db."""
+    def make(step_name):
+        db_file = tmp_path / f"{step_name}.sqlite"
+        flask_cli(step_name, db_file, "init-db")
+        return db_file
+    return make
+
+
+@pytest.mark.parametrize("step_name, flask_args, error_style", RUNS, ids=[run[0] for run in RUNS])
+def test_the_postman_collection_passes(step_name, flask_args, error_style, seeded, tmp_path, request):
+    with LiveServer(step_name, seeded(step_name), *flask_args) as server:
+        server.wait_until_ready()
+        done, run = run_newman(server, error_style, tmp_path / "newman.json")
+
+    requests, assertions = run["stats"]["requests"], run["stats"]["assertions"]
+    failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
+    assert done.returncode == 0 and not failures, "\n".join(failures) + "\n" + done.stdout[-3000:]
+    items = json.loads(COLLECTION.read_text())["item"]
+    assert requests["total"] == len(items) and requests["failed"] == 0
+    assert all(execution.get("assertions") for execution in run["executions"])  # every request tested something
+    summary_lines(request.config)[f"newman {step_name}"] = (
+        f"newman, {step_name}{' ' + ' '.join(flask_args) if flask_args else ''} (errorStyle={error_style}):"
+        f" {requests['total']} requests, {assertions['total']} assertions, {assertions['failed']} failed"
+    )
+
+
+def test_a_failed_assertion_fails_the_run(seeded, tmp_path):
+    """Step 03 without --debug answers every token problem with a 500 (fixed in step 04): newman says so."""
+    with LiveServer("step03_jwt", seeded("step03_jwt")) as server:
+        server.wait_until_ready()
+        done, run = run_newman(server, "library", tmp_path / "newman.json")
+    failed = {f["source"]["name"] for f in run["failures"]}
+    assert done.returncode != 0
+    assert failed == {"2. Users without a token", "5. Users with a malformed token"}
+
+
+def test_every_request_tests_its_status_and_body():
+    collection = json.loads(COLLECTION.read_text())
+    assert collection["info"]["schema"] == "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+    for item in collection["item"]:
+        tests = "\n".join(line for event in item["event"] if event["listen"] == "test" for line in event["script"]["exec"])
+        assert "pm.response.to.have.status(" in tests, item["name"]
+        assert "pm.response.json()" in tests, item["name"]
+        assert item["request"]["url"]["raw"].startswith("{{baseUrl}}/"), item["name"]
+    environment = json.loads(ENVIRONMENT.read_text())
+    assert {v["key"]: v["value"] for v in environment["values"]} == {"baseUrl": "http://127.0.0.1:5000", "errorStyle": "envelope"}
+
+
+def test_newman_is_pinned():
+    package = json.loads((ROOT / "package.json").read_text())
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    pinned = package["devDependencies"]["newman"]
+    assert pinned[0].isdigit(), "an exact version, not a range"
+    assert lock["packages"]["node_modules/newman"]["version"] == pinned
