@@ -19,6 +19,7 @@ KEY = secrets.token_hex(32)  # 64 hex characters, as the README tells production
 def env(monkeypatch, tmp_path):
     """Set environment variables for the app made by create_app(); its database lives in tmp_path."""
     monkeypatch.setenv("SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")  # step06 on, production needs it; nothing here connects
 
     def setenv(**variables):
         for name, value in variables.items():

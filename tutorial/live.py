@@ -7,6 +7,7 @@ The learner's own settings (their shell's variables, a .env file) are left out u
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_VARIABLES = (
     "FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "JWT_SECRET_KEY", "JWT_ACCESS_TOKEN_EXPIRES", "CORS_ORIGINS",
 )
+# Read from step06 on: the refresh token's lifetime, the clock leeway, the blocklist; and gunicorn's own two.
+REVOKE_VARIABLES = ("JWT_REFRESH_TOKEN_EXPIRES", "JWT_DECODE_LEEWAY", "REDIS_URL", "BLOCKLIST", "BLOCKLIST_PREFIX")
+GUNICORN_VARIABLES = ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
 
 
 def flask_command(step, db_file, *args, config=None):
@@ -41,7 +45,7 @@ def flask_command(step, db_file, *args, config=None):
 
 def clean_env(env=None, dotenv=False):
     """os.environ without the learner's settings, plus `env`; a .env file is read only if `dotenv`."""
-    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
+    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES + REVOKE_VARIABLES + GUNICORN_VARIABLES}
     if not dotenv:
         clean["FLASK_SKIP_DOTENV"] = "1"
     return {**clean, **(env or {})}
@@ -72,10 +76,13 @@ class LiveServer:
             s.bind(("127.0.0.1", port or 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.cmd = flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)
+        self.cmd = self.command(step, db_file, *flask_args, config=config)
         self.log = tempfile.TemporaryFile("w+")  # what the server prints; gone when closed
         self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=self.log, stderr=subprocess.STDOUT)
         self.ready = False
+
+    def command(self, step, db_file, *flask_args, config=None):
+        return flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)
 
     def wait_until_ready(self, timeout=20):
         deadline = time.monotonic() + timeout
@@ -120,3 +127,37 @@ class LiveServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class GunicornServer(LiveServer):
+    """The step under gunicorn (step06 on; not on Windows), as in production: the step's gunicorn.conf.py,
+    `workers` processes, on a free port. Its log holds one access line per request, with the worker's pid."""
+
+    def __init__(self, step, db_file, *gunicorn_args, workers=4, env=None, config=None):
+        self.workers = workers
+        super().__init__(step, db_file, *gunicorn_args, env=env, config=config)
+
+    def command(self, step, db_file, *gunicorn_args, config=None):
+        app = flask_command(step, db_file, config=config)[-1]  # "<step>:create_app({...})": gunicorn calls it too
+        conf = steps_dir() / step / "gunicorn.conf.py"
+        return [sys.executable, "-m", "gunicorn", *(["--config", str(conf)] if conf.is_file() else []),
+                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), *gunicorn_args, app]
+
+    def wait_until_ready(self, timeout=30):
+        """Until every worker has built the app (the "Worker ready" line of the step's gunicorn.conf.py, else
+        gunicorn's own "Booting worker"), so that the first requests can go to any of them at once."""
+        deadline = time.monotonic() + timeout
+        while not getattr(self, "booted", False):
+            super().wait_until_ready(timeout)
+            output = self.output()
+            self.booted = output.count("Worker ready (pid" if "--config" in self.cmd else "Booting worker") >= self.workers
+            if not self.booted and (self.proc.poll() is not None or time.monotonic() > deadline):
+                raise RuntimeError(f"{' '.join(self.cmd)}: the workers did not boot:\n{self.output()}")
+            time.sleep(0 if self.booted else 0.05)
+        return self
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # quick shutdown; SIGTERM waits for busy workers, up to 30 s
+            self.proc.wait(timeout=20)
+        self.log.close()

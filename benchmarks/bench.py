@@ -1,0 +1,143 @@
+"""Requests per second of the finished step under gunicorn: bare GET /hello, protected GET /users, POST /login.
+
+    uv run python benchmarks/bench.py                  # wrk, 8 connections, 10 s per endpoint
+    uv run python benchmarks/bench.py --client python  # no wrk: a bounded Python client (threads)
+
+The script makes a SQLite database in a temporary folder (init-db), starts the highest step under gunicorn
+with its gunicorn.conf.py and 2 workers, in production mode, with Redis at $REDIS_URL (default
+redis://127.0.0.1:6379/0, keys under a prefix of its own, deleted at the end), logs in once for a token, then
+measures the three endpoints one after the other on the same server, and prints each as a ratio to /hello.
+Everything runs on 127.0.0.1; the client shares the machine's cores with the server.
+
+wrk: `apt-get install wrk` (Debian, Ubuntu), `brew install wrk` (macOS). gunicorn does not run on Windows.
+"""
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tutorial.live import GunicornServer, flask_cli  # noqa: E402
+from tutorial.steps import reference_steps  # noqa: E402
+
+ADMIN = {"username": "admin@gmail.com", "password": "123456"}
+
+
+def wrk(url, path, seconds, connections, headers=None, body=None):
+    """Run wrk once; return (requests per second, requests, non-2xx answers)."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if body is not None:  # a POST needs a Lua script
+            script = Path(tmp) / "post.lua"
+            script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
+                              'wrk.headers["Content-Type"] = "application/json"\n')
+            cmd += ["-s", str(script)]
+        out = subprocess.run([*cmd, url + path], capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])
+    count = int(re.search(r"(\d+) requests in", out)[1])
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    if errors:
+        print(f"  wrk: {errors[0]}")
+    return rate, count, int(bad[1]) if bad else 0
+
+
+def python_client(url, path, seconds, connections, headers=None, body=None):
+    """`connections` threads, each sending one request after another for `seconds`: (rate, requests, non-2xx)."""
+    host, port = url.removeprefix("http://").split(":")
+    data = json.dumps(body) if body is not None else None
+    headers = {**(headers or {}), **({"Content-Type": "application/json"} if body is not None else {})}
+    counts, lock, deadline = [0, 0], threading.Lock(), time.monotonic() + seconds
+
+    def worker():
+        done = bad = 0
+        while time.monotonic() < deadline:
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            connection.request("POST" if body is not None else "GET", path, body=data, headers=headers)
+            status = connection.getresponse().status
+            connection.close()
+            done, bad = done + 1, bad + (status >= 300)
+        with lock:
+            counts[0] += done
+            counts[1] += bad
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(connections) as pool:
+        for future in [pool.submit(worker) for _ in range(connections)]:
+            future.result()
+    return counts[0] / (time.monotonic() - started), counts[0], counts[1]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--client", choices=["wrk", "python"], default="wrk")
+    parser.add_argument("--seconds", type=int, default=10, help="per endpoint (default: %(default)s)")
+    parser.add_argument("--connections", type=int, default=8, help="requests at a time (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.client == "wrk" and not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk (or brew install wrk), or use --client python")
+    import redis
+
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    prefix = f"bench-{secrets.token_hex(6)}:"
+    store = redis.Redis.from_url(redis_url)
+    try:
+        store.ping()
+    except redis.RedisError as error:
+        sys.exit(f"Redis does not answer at {redis_url} ({error}): start it, or set REDIS_URL")
+
+    step = reference_steps()[-1]
+    measure = wrk if args.client == "wrk" else python_client
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        db_file = Path(tmp) / "bench.sqlite"
+        flask_cli(step, db_file, "init-db")
+        env = {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": secrets.token_hex(32), "REDIS_URL": redis_url,
+               "BLOCKLIST_PREFIX": prefix}
+        server = GunicornServer(step, db_file, workers=args.workers, env=env)
+        try:
+            server.wait_until_ready()
+            status, body = server.request("POST", "/login", json_body=ADMIN)
+            assert status == 200, body
+            token = {"Authorization": f"Bearer {body['token']}"}
+            print(f"{step} under gunicorn ({args.workers} sync workers, {step}/gunicorn.conf.py, production, "
+                  f"SQLite, Redis {redis_url}); client: "
+                  + (f"wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk"
+                     else f"Python, {args.connections} threads, {args.seconds} s")
+                  + f"; {os.cpu_count()} CPU cores shared by client and server\n")
+            results = {}
+            for name, path, headers, payload in [
+                ("GET /hello", "/hello", None, None),
+                ("GET /users (valid token)", "/users", token, None),
+                ("POST /login", "/login", None, ADMIN),
+            ]:
+                rate, count, bad = measure(server.url, path, args.seconds, args.connections, headers, payload)
+                results[name] = rate
+                ratio = rate / results["GET /hello"]
+                print(f"{name:26} {rate:8.1f} requests/s  {ratio:5.2f} x /hello  ({count} requests, {bad} not 2xx)")
+                if bad:
+                    sys.exit(f"{name}: {bad} answers were not 2xx")
+        finally:
+            server.stop()
+            for key in store.scan_iter(match=prefix + "*"):
+                store.delete(key)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
