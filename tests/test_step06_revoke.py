@@ -312,6 +312,7 @@ def test_env_example_documents_the_new_variables(step_package):
 
 
 @pytest.mark.since("step06_revoke")
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # short keys on purpose
 def test_refresh_and_logout_with_any_request(make_app, step):
     """As tests/test_bad_input.py does for every path, aimed at the two new endpoints: production mode (where
     an unhandled error would be a 500), every kind of token and header, any body."""
