@@ -105,8 +105,9 @@ CONTENT_TYPES = st.sampled_from([
     "application/vnd.api+json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "", None,
 ])
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO"])
-PATHS = st.sampled_from(["/hello", "/login", "/users", "/", "/nope", "/users/1", "/login/", "//login", "/hello/"]) | st.builds(
-    lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass")), TEXT)
+# A path may not start with "//": the test client would read what follows as a host name.
+PATHS = st.sampled_from(["/hello", "/login", "/users", "/", "/nope", "/users/1", "/login/", "/login//", "/hello/"]) | st.builds(
+    lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass"), safe=""), TEXT)
 QUERIES = st.just("") | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), TEXT | NASTY)
 
 
