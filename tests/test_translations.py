@@ -189,21 +189,24 @@ def sync_all():
 LINK = re.compile(r"(?<!!)\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)\)")
 
 
-def links_outside_code(text):
-    """(line number, target) of every markdown link outside code blocks and inline code."""
-    found, fence = [], None
+def lines_outside_code(text):
+    """(line number, line) of every line that is not inside a fenced code block (nor one of its fences)."""
+    fence = None
     for number, line in enumerate(text.splitlines(), 1):
         opening = OPENING.match(line)
         if opening and fence is None:
             fence = opening[2]
-            continue
-        if fence is not None:
+        elif fence is not None:
             if re.fullmatch(rf"\s*{re.escape(fence[0])}{{{len(fence)},}}\s*", line):
                 fence = None
-            continue
-        line = re.sub(r"`[^`]*`", "", line)
-        found += [(number, match[1]) for match in LINK.finditer(line)]
-    return found
+        else:
+            yield number, line
+
+
+def links_outside_code(text):
+    """(line number, target) of every markdown link outside code blocks and inline code."""
+    return [(number, match[1]) for number, line in lines_outside_code(text)
+            for match in LINK.finditer(re.sub(r"`[^`]*`", "", line))]
 
 
 def top_lines(text):
@@ -223,16 +226,8 @@ def github_anchor(heading):
 
 def anchors(text):
     """Every anchor of a markdown text's headings, with GitHub's -1, -2 for repeated headings."""
-    seen, result, fence = {}, set(), None
-    for line in text.splitlines():
-        opening = OPENING.match(line)
-        if opening and fence is None:
-            fence = opening[2]
-            continue
-        if fence is not None:
-            if re.fullmatch(rf"\s*{re.escape(fence[0])}{{{len(fence)},}}\s*", line):
-                fence = None
-            continue
+    seen, result = {}, set()
+    for _, line in lines_outside_code(text):
         heading = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
         if heading:
             anchor = github_anchor(heading[1])
