@@ -13,15 +13,13 @@ must be free, and the development CORS_ORIGINS):
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tutorial.live import LiveServer, flask_cli
+from tutorial.live import LiveServer, flask_cli, free_port, wait_for_port
 from tutorial.steps import reference_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,24 +34,13 @@ class PageServer:
     """`python -m http.server` serving frontend/ on 127.0.0.1: the page's own origin."""
 
     def __init__(self, port=0):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server does
-            s.bind(("127.0.0.1", port))
-            self.port = s.getsockname()[1]
+        self.port = free_port(port)
         self.origin = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory", str(FRONTEND)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"python -m http.server {self.port} did not start")
-                time.sleep(0.05)
+        wait_for_port(self.port, self.proc, 10, lambda: f"python -m http.server {self.port} did not start")
 
     def stop(self):
         self.proc.terminate()

@@ -15,9 +15,11 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from tutorial.steps import reference_steps
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-STEPS = sorted(p.name for p in ROOT.glob("step[0-9][0-9]_*") if (p / "__init__.py").is_file())
+STEPS = reference_steps()
 CELL_TIMEOUT = 60  # seconds; a whole notebook takes well under 15 s
 
 

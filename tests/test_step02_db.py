@@ -213,3 +213,14 @@ def test_login_checks_one_password_hash_whether_or_not_the_user_exists(client, m
     client.post("/login", json={"username": username, "password": "654321"})
     assert len(checked) == 1
     assert checked[0].split("$")[0] == models.generate_password_hash("x").split("$")[0]  # same method and cost
+
+
+@pytest.mark.since("step02_db")
+def test_same_password_is_stored_differently_and_never_as_the_articles_sha256(models):
+    """The article stored sha256("123456"): the same for every user, and in every lookup table."""
+    import hashlib
+
+    first, second = models.User("a@example.com", "123456"), models.User("b@example.com", "123456")
+    article = hashlib.sha256(b"123456").hexdigest()  # 8d969eef..., the digest the article stores
+    assert first.password != second.password  # salted: equal passwords, different hashes
+    assert article not in first.password and article not in second.password

@@ -1,7 +1,6 @@
 """step05_config: settings from the environment (and .env), the article's three bugs, start-up checks."""
 import os
 import secrets
-from datetime import timedelta
 from pathlib import Path
 
 import jwt

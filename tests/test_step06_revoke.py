@@ -25,7 +25,7 @@ import conftest
 from conftest import ADMIN, TEST_SECRET
 from tcp_proxy import TcpProxy
 from test_bad_input import BODIES, CONTENT_TYPES, LEAKS, authorization_values, forged_tokens, run
-from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, run_flask
+from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, free_port, run_flask
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) for the Redis tests")
@@ -203,11 +203,7 @@ def test_the_memory_blocklist_forgets_expired_entries(step_package, monkeypatch)
 
 @pytest.fixture
 def closed_port():
-    import socket
-
-    with socket.socket() as s:  # a port the OS just gave out and nothing listens on
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()  # a port the OS just gave out and nothing listens on
 
 
 @pytest.mark.since("step06_revoke")
@@ -236,7 +232,7 @@ def test_redis_cut_then_back_without_a_restart(make_app, redis_blocklist):
         credentials = parts.netloc.rpartition("@")[0]
         url = parts._replace(netloc=(credentials + "@" if credentials else "") + f"127.0.0.1:{proxy.port}").geturl()
         client = make_app(**{**redis_blocklist.config, "REDIS_URL": url}, TESTING=False).test_client()
-        (gone, _), (access, refresh) = login(client), login(client)
+        (gone, _), (access, _) = login(client), login(client)
         assert client.post("/logout", headers=gone).status_code == 200
         assert client.get("/users", headers=access).status_code == 200  # a pooled connection is open now
 

@@ -59,6 +59,27 @@ def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=Non
     )
 
 
+def free_port(port=0):
+    """A port on 127.0.0.1 that nothing listens on: one the OS chooses, or `port` if it is free."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
+        s.bind(("127.0.0.1", port))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout, describe):
+    """Until something accepts connections on the port; RuntimeError(describe()) if `proc` ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(describe()) from None
+            time.sleep(0.05)
+
+
 def flask_cli(step, db_file, *args, **kwargs):
     """Run one Flask CLI command (for example `init-db`) and return its output; fail loudly if it fails."""
     done = run_flask(step, db_file, *args, **kwargs)
@@ -71,10 +92,7 @@ class LiveServer:
     """`flask run` on a free port. Start several, then send requests: each waits for its own server."""
 
     def __init__(self, step, db_file, *flask_args, env=None, config=None, port=None):
-        with socket.socket() as s:  # a free port, chosen by the OS; or the one asked for, if it is free
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no obstacle
-            s.bind(("127.0.0.1", port or 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port(port or 0)
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = self.command(step, db_file, *flask_args, config=config)
         self.log = tempfile.TemporaryFile("w+")  # what the server prints; gone when closed
@@ -85,15 +103,9 @@ class LiveServer:
         return flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)
 
     def wait_until_ready(self, timeout=20):
-        deadline = time.monotonic() + timeout
-        while not self.ready:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                self.ready = True
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{' '.join(self.cmd)} did not start:\n{self.output()}")
-                time.sleep(0.05)
+        if not self.ready:
+            wait_for_port(self.port, self.proc, timeout, lambda: f"{' '.join(self.cmd)} did not start:\n{self.output()}")
+            self.ready = True
         return self
 
     def request(self, method, path, json_body=None, headers=None, data=None):
