@@ -1,0 +1,68 @@
+"""Every Mermaid diagram in the READMEs renders: a broken one fails here, not on the code host's page.
+
+Each step README has at least one sequence diagram of what the step adds. All diagrams are rendered by
+mermaid-cli (@mermaid-js/mermaid-cli, pinned in package.json: `npm ci`) in one headless Chromium — Debian's,
+found on PATH or named by $CHROMIUM; puppeteer downloads nothing (.puppeteerrc.cjs). Without Node.js, the
+npm packages or Chromium these tests fail, they do not skip (as tests/test_browser.py does).
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tutorial.steps import ROOT, reference_steps
+
+SKIP_DIRS = {"node_modules", "workspace", "instance", ".venv", ".git"}
+MERMAID = re.compile(r"^```mermaid\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+
+
+def readmes():
+    return sorted(p for p in ROOT.rglob("README*.md") if not SKIP_DIRS & set(p.relative_to(ROOT).parts))
+
+
+def diagrams():
+    found = {}
+    for readme in readmes():
+        text = readme.read_text(encoding="utf-8")
+        for match in MERMAID.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            found[f"{readme.relative_to(ROOT).as_posix()}:{line}"] = match[1]
+    return found
+
+
+DIAGRAMS = diagrams()
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    node = shutil.which("node")
+    missing = [what for what, ok in [
+        ("Node.js (18 or newer)", node), ("Chromium (apt-get install chromium, or set CHROMIUM)", chromium),
+        ("mermaid-cli (npm ci)", (ROOT / "node_modules" / "@mermaid-js" / "mermaid-cli").is_dir()),
+    ] if not ok]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} missing: the diagrams cannot be rendered")
+    listing = [{"id": key, "text": text} for key, text in DIAGRAMS.items()]
+    done = subprocess.run(
+        [node, str(ROOT / "tests" / "render_mermaid.mjs"), chromium], input=json.dumps(listing), cwd=ROOT,
+        capture_output=True, text=True, encoding="utf-8", timeout=300,
+        env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"},
+    )
+    assert done.returncode == 0, f"mermaid-cli could not run:\n{done.stderr[-2000:]}"
+    return {result["id"]: result["error"] for result in json.loads(done.stdout)}
+
+
+@pytest.mark.parametrize("where", DIAGRAMS)
+def test_diagram_renders(rendered, where):
+    assert rendered[where] is None, f"{where}: {rendered[where]}"
+
+
+@pytest.mark.parametrize("step", reference_steps())
+def test_every_step_readme_has_a_sequence_diagram(step):
+    text = (ROOT / step / "README.md").read_text(encoding="utf-8")
+    assert any(block.lstrip().startswith("sequenceDiagram") for block in MERMAID.findall(text)), \
+        f"{step}/README.md: add a Mermaid sequence diagram of what the step adds"
