@@ -39,6 +39,7 @@ DATABASES = ["sqlite"] + [db_servers.backend(url) for url in db_servers.SERVER_U
 def pytest_configure(config):
     config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
     config.addinivalue_line("markers", "databases(servers_only=False): run on every configured database")
+    config.addinivalue_line("markers", "already_holds: a test the step introduces for a behaviour its start copy already has")
 
 
 def pytest_report_header(config):

@@ -31,6 +31,7 @@ def env(monkeypatch, tmp_path):
 
 
 @pytest.mark.since("step05_config")
+@pytest.mark.already_holds  # Flask reads FLASK_DEBUG right; the article's config broke it, and this one must not
 @pytest.mark.parametrize(
     "value, debug",
     [("0", False), ("false", False), ("False", False), ("no", False), ("", False),
@@ -46,6 +47,7 @@ def test_flask_debug_means_what_it_says(step_package, env, value, debug):
 
 
 @pytest.mark.since("step05_config")
+@pytest.mark.already_holds  # the library's behaviour, shown; test_token_lifetime_is_read_as_seconds is the fix
 def test_token_lifetime_as_a_string_fails_at_the_first_login(make_app):
     app = make_app(JWT_ACCESS_TOKEN_EXPIRES="3600")  # what os.environ.get gives the article's config
     with app.app_context(), pytest.raises(RuntimeError, match="JWT_ACCESS_TOKEN_EXPIRES"):
@@ -180,10 +182,11 @@ def test_env_example_documents_every_variable_the_config_reads(step_package):
 @pytest.mark.parametrize(
     "variables, origin, allowed",
     [
-        ({}, "http://localhost:8000", True),  # development default: frontend/
+        pytest.param({}, "http://localhost:8000", True, marks=pytest.mark.already_holds),  # development: frontend/
         ({}, "http://evil.example", False),
         ({"FLASK_CONFIG": "production", "JWT_SECRET_KEY": KEY}, "http://localhost:8000", False),  # none by default
-        ({"CORS_ORIGINS": "https://app.example.com, http://localhost:3000"}, "http://localhost:3000", True),
+        pytest.param({"CORS_ORIGINS": "https://app.example.com, http://localhost:3000"}, "http://localhost:3000", True,
+                     marks=pytest.mark.already_holds),  # step 04 allows every origin
         ({"CORS_ORIGINS": "https://app.example.com"}, "http://localhost:8000", False),
     ],
 )
@@ -199,6 +202,7 @@ def test_cors_origins_come_from_the_environment(step_package, env, variables, or
 
 
 @pytest.mark.since("step05_config")
+@pytest.mark.already_holds  # they did nothing before this step either: the test shows it
 def test_article_csrf_settings_do_nothing_with_header_tokens(make_app, auth):
     app = make_app(JWT_COOKIE_CSRF_PROTECT=True, JWT_CSRF_CHECK_FORM=True)  # the article's two lines
     assert list(app.config["JWT_TOKEN_LOCATION"]) == ["headers"]  # they act only on tokens sent in cookies

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
@@ -298,7 +299,7 @@ def test_which_blocklist_the_settings_choose(step_package, monkeypatch, tmp_path
 
 
 def test_env_example_documents_the_new_variables(step_package):
-    source = (conftest.ROOT / step_package.__name__ / "config.py").read_text()
+    source = (Path(step_package.__file__).parent / "config.py").read_text()  # the checked copy's, not the reference's
     example = (conftest.ROOT / ".env.example").read_text()
     for name in REVOKE_VARIABLES:
         assert f"{name}=" in example and f'"{name}"' in source
@@ -314,6 +315,7 @@ def test_refresh_and_logout_with_any_request(make_app, step):
     an unhandled error would be a 500), every kind of token and header, any body."""
     app = make_app(TESTING=False, DEBUG=False)
     client = app.test_client()
+    assert [client.post(path).status_code for path in ("/refresh", "/logout")] == [401, 401]  # both exist
     tokens = forged_tokens(app)  # the first is valid; it is revoked once the run logs out with it
     with app.app_context():
         tokens += [create_access_token(identity=ADMIN["username"]) for _ in range(3)]

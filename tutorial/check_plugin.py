@@ -19,6 +19,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("tutorial")
     group.addoption("--tutorial-step", help="keep only the tests that check this step package")
     group.addoption("--tutorial-report", help="write the results, as JSON, to this file")
+    group.addoption("--tutorial-introduced", action="store_true",
+                    help="keep only the tests the step introduces (not those inherited from earlier steps)")
 
 
 def checked_step(item):
@@ -31,12 +33,26 @@ def checked_step(item):
     return item.module.__name__.rpartition(".")[2].removeprefix("test_")
 
 
+def introduced(item, step):
+    """Whether the step introduces this test: not one inherited through since() from an earlier step."""
+    marker = item.get_closest_marker("since")
+    return marker is None or marker.args[0] >= step
+
+
+def already_holds(item):
+    """Marked @pytest.mark.already_holds: a behaviour the step teaches that its start copy already has."""
+    return item.get_closest_marker("already_holds") is not None
+
+
 def pytest_collection_modifyitems(config, items):
     step = config.getoption("tutorial_step")
     if not step:
         return
     keep = [item for item in items if checked_step(item) == step]
-    drop = [item for item in items if checked_step(item) != step]
+    if config.getoption("tutorial_introduced"):
+        keep = [item for item in keep if introduced(item, step)]
+    kept = set(map(id, keep))
+    drop = [item for item in items if id(item) not in kept]
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
@@ -113,6 +129,8 @@ class Recorder:
             "function": getattr(item, "originalname", item.name),
             "doc": (getattr(item.function, "__doc__", None) or "").strip().split("\n\n")[0],
             "case": _case(item, self.step),
+            "introduced": introduced(item, self.step),
+            "already_holds": already_holds(item),
             "outcome": "passed",
         })
         if report.skipped and result["outcome"] == "passed":

@@ -6,6 +6,7 @@ name elsewhere — the reference copy at the repository root — cannot be impor
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -122,10 +123,23 @@ class CheckResult:
         return [case for b in self.behaviours for case in b.cases]
 
 
-def run_check(step, folder, select=None):
-    """Run the tests that check `step` against the package in `folder` (see check_imports first)."""
+def test_files_for(step):
+    """The test modules that can hold a test of `step`: those of this step and the earlier ones, and a later
+    one only if it names this step or an earlier one (step04's tests of the article's step03 code, say).
+    Collecting fewer modules keeps `tutorial check` quick; the plugin still picks the tests themselves."""
+    files = []
+    for path in sorted((ROOT / "tests").glob("test_step[0-9][0-9]_*.py")):
+        named = path.stem.removeprefix("test_")
+        if named <= step or any(s <= step for s in re.findall(r"[\"'](step\d\d_\w+)[\"']", path.read_text(encoding="utf-8"))):
+            files.append(str(path.relative_to(ROOT)))
+    return files
+
+
+def run_check(step, folder, select=None, introduced_only=False):
+    """Run the tests that check `step` against the package in `folder` (see check_imports first).
+    introduced_only: only the tests the step introduces, not those inherited from earlier steps."""
     folder = Path(folder).resolve()
-    test_files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_step[0-9][0-9]_*.py"))
+    test_files = test_files_for(step)
     with tempfile.TemporaryDirectory(prefix="tutorial-check-") as tmp:
         report = Path(tmp) / "results.json"
         command = [
@@ -135,6 +149,8 @@ def run_check(step, folder, select=None):
         ]
         if select:
             command += ["-k", select]
+        if introduced_only:
+            command.append("--tutorial-introduced")
         env = {**os.environ, STEPS_DIR_VARIABLE: str(folder), "PYTHONPATH": python_path(folder)}
         started = time.monotonic()
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -148,8 +164,54 @@ def run_check(step, folder, select=None):
         results = json.loads(report.read_text(encoding="utf-8"))
     behaviours = {}
     for case in results:
+        if case["outcome"] == "failed":
+            case["hint"] = hint_for(case)
         key = (case["file"], case["function"])
         if key not in behaviours:
             behaviours[key] = Behaviour(case["file"], case["function"], case["doc"])
         behaviours[key].cases.append(case)
     return CheckResult(step, folder, list(behaviours.values()), seconds, output)
+
+
+# Likely fixes ---------------------------------------------------------------------------------------------
+# The mistakes learners make when they type the article's code on today's libraries: how each shows up in a
+# failure (a pattern in what was found, and/or the test that failed), the fix in one line, and the README
+# section that explains it. The first match wins; tests/test_tutorial_cli.py makes each mistake in a copy.
+
+
+@dataclass
+class Hint:
+    fix: str
+    link: str  # README.md#anchor, relative to the repository root
+    found: str = ""  # a regular expression searched in what the failure found
+    test: str = ""  # a regular expression searched in the failing test's function name
+
+
+HINTS = [
+    Hint("write @jwt_required() with parentheses: in flask-jwt-extended 4 it is a decorator factory, and bare it checks nothing",
+         "step03_jwt/README.md#from-flask-jwt-extended-3x-to-4x", found=r"Object of type function is not JSON serializable"),
+    Hint("give @jwt.expired_token_loader's function the two arguments 4.x passes: def expired_token(jwt_header, jwt_payload)",
+         "step04_errors/README.md#the-token-answers", found=r"takes 0 positional arguments but 2 were given"),
+    Hint("the identity must be a string: create_access_token(identity=user.username), or str(user.id)",
+         "step03_jwt/README.md#from-flask-jwt-extended-3x-to-4x", found=r"Subject must be a string"),
+    Hint("the login answer carries no token: return {\"code\": 200, ..., \"token\": create_access_token(identity=user.username), ...}",
+         "step03_jwt/README.md#the-concept", found=r"Invalid token type|KeyError: 'token'|token.{0,20}\bNone\b"),
+    Hint("look the user up on every request: jwt.user_lookup_loader(load_user) in create_app, so that a token dies with its user",
+         "step03_jwt/README.md#the-concept", test=r"stops_working_when_its_user|deleted_or_deactivated|inactive"),
+    Hint("the server answered an HTML page, not JSON: under --debug that is Werkzeug's debugger showing an exception; the server's traceback names the line",
+         "step03_jwt/README.md#without---debug-every-token-problem-is-a-500", found=r"JSONDecodeError"),
+    Hint("debug is on where the test runs without it: do not set DEBUG=True in create_app (the article's DEBUG = ... or True); use flask run --debug",
+         "step03_jwt/README.md#without---debug-every-token-problem-is-a-500", test=r"without_debug|with_and_without_debug", found=r"\b40[13]\b"),
+]
+
+
+def hint_for(case):
+    """'likely fix' text with its README link for a failed case, or None."""
+    text = " ".join(str(case.get(key) or "") for key in ("found", "expected"))
+    for hint in HINTS:
+        if hint.found and not re.search(hint.found, text):
+            continue
+        if hint.test and not re.search(hint.test, case.get("function", "")):
+            continue
+        return f"{hint.fix} (see {hint.link})"
+    return None

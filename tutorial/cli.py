@@ -149,6 +149,8 @@ def describe_failure(case, colour):
         lines.append(("but: " if case.get("assertion") else "but this was raised: ") + case["found"])
     if case.get("raised_at"):
         lines.append(f"raised in {case['raised_at']}")
+    if case.get("hint"):  # tutorial/checking.py HINTS
+        lines.append(f"likely fix: {case['hint']}")
     return lines
 
 
