@@ -4,13 +4,15 @@ Every test works in its own temporary workspace, never in the repository's works
 step's checks (several seconds each); the others stop before pytest starts, or narrow it with -k.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
-from tutorial import cli, diffs
+from tutorial import checking, cli, diffs
 from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step
 
 
@@ -177,3 +179,67 @@ def test_readme_block_is_inside_the_what_changed_section_and_keeps_the_bullets()
     assert section.startswith("- `__init__.py`")  # the hand-written bullets come first
     assert diffs.START in section and diffs.END in section
     assert "<details><summary>The full diff</summary>" in section and "```diff\n--- step02_db/" in section
+
+
+# The learner mistakes: each made in a copy of the reference step; the verdict names the likely fix ---------
+MISTAKES = [
+    pytest.param("step03_jwt", "resources.py", "    @jwt_required()", "    @jwt_required", "users_with_a_token",
+                 "write @jwt_required() with parentheses", id="the article's bare @jwt_required"),
+    pytest.param("step04_errors", "errors.py", "def expired_token(jwt_header, jwt_payload):", "def expired_token():",
+                 "log_in_then_use_an_expired_token", "def expired_token(jwt_header, jwt_payload)",
+                 id="the 3.x zero-argument expired_token_loader"),
+    pytest.param("step03_jwt", "__init__.py", "    jwt.user_lookup_loader(load_user)", "    pass  # no user lookup",
+                 "stops_working", "jwt.user_lookup_loader(load_user)", id="no user_lookup_loader"),
+    pytest.param("step03_jwt", "resources.py", "create_access_token(identity=user.username)",
+                 "create_access_token(identity=user.id)", "login_returns_a_signed", "the identity must be a string",
+                 id="an integer identity"),
+    pytest.param("step03_jwt", "resources.py", '"token": token,', '"token": None,', "login_returns_a_signed",
+                 "the login answer carries no token", id="no token in the login answer"),
+    pytest.param("step03_jwt", "__init__.py", "    app.config.from_mapping(\n", "    app.config.from_mapping(\n        DEBUG=True,\n",
+                 "with_and_without_debug", "do not set DEBUG=True in create_app", id="debug always on"),
+    pytest.param("step03_jwt", "resources.py", "    @jwt_required()  #", "    #", "with_and_without_debug",
+                 "the server answered an HTML page, not JSON", id="a crash under --debug (the debugger's page)"),
+]
+
+
+@pytest.mark.parametrize("step, file, right, wrong, select, fix", MISTAKES)
+def test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section(tmp_path, step, file, right, wrong, select, fix):
+    path = copy_step(step, tmp_path) / file
+    source = path.read_text(encoding="utf-8")
+    assert source.count(right) == 1, f"{step}/{file} no longer has {right!r}: update MISTAKES"
+    path.write_text(source.replace(right, wrong), encoding="utf-8")
+    done = tutorial("check", step[4:6], "--workspace", tmp_path, "-k", select)
+    assert done.returncode == 1, done.stdout + done.stderr
+    hints = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("likely fix: ")]
+    assert any(fix in hint for hint in hints), done.stdout
+    assert all(re.search(r"\(see step\d\d_\w+/README\.md#[\w-]+\)$", hint) for hint in hints), hints
+
+
+@pytest.mark.parametrize("hint", checking.HINTS, ids=lambda hint: hint.fix[:40])
+def test_every_hint_links_to_a_readme_section_that_exists(hint):
+    readme, _, anchor = hint.link.partition("#")
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    anchors = {github_anchor(line.lstrip("#").strip()) for line in text.splitlines() if line.startswith("#")}
+    assert anchor in anchors, f"{hint.link}: no such heading"
+
+
+def github_anchor(heading):
+    """The #anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])
+def test_the_landing_pages_console_blocks_are_executed_step_readme_blocks(readme):
+    """The root README's console blocks are not run themselves: each must be a block that a step README shows
+    and tests/test_readme_transcripts.py runs (the step README's annotation says how)."""
+    def console_blocks(text):
+        return [textwrap.dedent(block) for block in re.findall(r"^[ \t]*```console\n(.*?)^[ \t]*```", text, re.M | re.S)]
+
+    landing = console_blocks((ROOT / readme).read_text(encoding="utf-8"))
+    annotated = set()
+    for path in ROOT.glob("step[0-9][0-9]_*/README.md"):
+        text = path.read_text(encoding="utf-8")
+        annotated |= set(re.findall(r"^<!-- transcript: run[^\n]*-->\n```console\n(.*?)^```", text, re.M | re.S))
+    assert landing, f"{readme} shows no console block"
+    for block in landing:
+        assert block in annotated, f"{readme}: this block is in no step README as an executed block:\n{block}"
