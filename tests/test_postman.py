@@ -67,6 +67,19 @@ def test_the_postman_collection_passes(step_name, flask_args, error_style, seede
     )
 
 
+def test_the_collection_sees_the_articles_token_expired(seeded, tmp_path):
+    """Request 6 against a step started as the README says, with 2-second tokens: the article's answer."""
+    env = {"JWT_ACCESS_TOKEN_EXPIRES": "2"}
+    with LiveServer("step05_config", seeded("step05_config"), env=env) as server:
+        server.wait_until_ready()
+        done, run = run_newman(server, "envelope", tmp_path / "newman.json")
+    failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
+    assert done.returncode == 0 and not failures, "\n".join(failures) + "\n" + done.stdout[-3000:]
+    expired = next(e for e in run["executions"] if e["item"]["name"] == "6. Users with an expired token")
+    assert expired["response"]["code"] == 401
+    assert "refused: token expired, the article's answer" in {a["assertion"] for a in expired["assertions"]}
+
+
 def test_a_failed_assertion_fails_the_run(seeded, tmp_path):
     """Step 03 without --debug answers every token problem with a 500 (fixed in step 04): newman says so."""
     with LiveServer("step03_jwt", seeded("step03_jwt")) as server:
