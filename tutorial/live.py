@@ -173,3 +173,48 @@ class GunicornServer(LiveServer):
             self.proc.send_signal(signal.SIGINT)  # quick shutdown; SIGTERM waits for busy workers, up to 30 s
             self.proc.wait(timeout=20)
         self.log.close()
+
+
+# Notebook helpers (issue 14): what every notebook's first cell used to define, kept here so that cell is short.
+
+
+def show(step, file, name=None):
+    """Display a file of a step as it is on disk, or one class, function or method of it ("Login.post")."""
+    import ast
+    import textwrap
+
+    from IPython.display import display
+
+    source = (steps_dir() / step / file).read_text(encoding="utf-8")
+    first, last = 1, len(source.splitlines())
+    if name:
+        node = ast.parse(source)
+        for part in name.split("."):
+            node = next(n for n in node.body if getattr(n, "name", None) == part)
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        last = node.end_lineno
+    text = textwrap.dedent("\n".join(source.splitlines()[first - 1:last]))
+    where = f"# {step}/{file}" + (f", {name}, lines {first}-{last}" if name else "")
+    # A highlighted code block where Markdown is rendered (Jupyter), plain text elsewhere.
+    display({"text/markdown": f"```python\n{where}\n{text}\n```", "text/plain": f"{where}\n{text}"}, raw=True)
+
+
+def call(server, method, path, **kwargs):
+    """Send one request to a live server; print the HTTP status and the JSON answer; return both."""
+    status, body = server.request(method, path, **kwargs)
+    print(f"{method} {path}  ->  HTTP {status}")
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return status, body
+
+
+def b64url_decode(segment):
+    """base64url without padding, as in a JWT: add the "=" padding back, then decode."""
+    import base64
+
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def b64url_encode(data):
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
