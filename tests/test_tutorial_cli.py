@@ -195,8 +195,8 @@ MISTAKES = [
                  id="an integer identity"),
     pytest.param("step03_jwt", "resources.py", '"token": token,', '"token": None,', "login_returns_a_signed",
                  "the login answer carries no token", id="no token in the login answer"),
-    pytest.param("step03_jwt", "__init__.py", "    app.config.from_mapping(\n", "    app.config.from_mapping(\n        DEBUG=True,\n",
-                 "with_and_without_debug", "do not set DEBUG=True in create_app", id="debug always on"),
+    pytest.param("step03_jwt", "__init__.py", "    app.config.from_mapping(\n", "    app.config.from_mapping(\n        PROPAGATE_EXCEPTIONS=True,\n",
+                 "with_and_without_debug", "leave the article's PROPAGATE_EXCEPTIONS = True", id="the article's propagation (debug) fix in step 03"),
     pytest.param("step03_jwt", "resources.py", "    @jwt_required()  #", "    #", "with_and_without_debug",
                  "the server answered an HTML page, not JSON", id="a crash under --debug (the debugger's page)"),
 ]

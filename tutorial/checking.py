@@ -200,7 +200,7 @@ HINTS = [
          "step03_jwt/README.md#the-concept", test=r"stops_working_when_its_user|deleted_or_deactivated|inactive"),
     Hint("the server answered an HTML page, not JSON: under --debug that is Werkzeug's debugger showing an exception; the server's traceback names the line",
          "step03_jwt/README.md#without---debug-every-token-problem-is-a-500", found=r"JSONDecodeError"),
-    Hint("debug is on where the test runs without it: do not set DEBUG=True in create_app (the article's DEBUG = ... or True); use flask run --debug",
+    Hint("without --debug this step still answers 500: leave the article's PROPAGATE_EXCEPTIONS = True (and DEBUG = True) out of create_app; step 04 fixes the 500",
          "step03_jwt/README.md#without---debug-every-token-problem-is-a-500", test=r"without_debug|with_and_without_debug", found=r"\b40[13]\b"),
 ]
 
