@@ -8,6 +8,7 @@ For each, the report records a verdict a learner can read: the test's name and d
 failure the test's line that failed, what was found instead, and the learner's line that raised.
 """
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,13 @@ def explain(excinfo, item, steps_dir):
             "assertion": excinfo.errisinstance(AssertionError)}
 
 
+def logged_error(report):
+    """The last exception line the step logged or printed while the test ran ('TypeError: ...'), or None."""
+    text = "\n".join(part for part in (report.caplog, report.capstderr) if part)
+    errors = re.findall(r"^(?:\w+\.)*\w*(?:Error|Exception): .+$", text, re.MULTILINE)
+    return _short(errors[-1], 200) if errors else None
+
+
 class Recorder:
     def __init__(self, config):
         self.config = config
@@ -140,6 +148,9 @@ class Recorder:
             result["when"] = report.when
             if call.excinfo is not None:
                 result.update(explain(call.excinfo, item, self.steps_dir))
+                logged = logged_error(report)
+                if logged and logged not in (result.get("found") or ""):  # a 500 says little; the log says why
+                    result["found"] = f"{result.get('found') or ''} — the app logged {logged}"
 
     def pytest_sessionfinish(self, session):
         path = self.config.getoption("tutorial_report")
