@@ -1,7 +1,9 @@
 """The front end (frontend/) in a real browser, served from another origin than the API: CORS for real.
 
-Headless Chromium from Debian (`apt-get install chromium chromium-driver`), driven by Selenium through the
-system's chromedriver; nothing is downloaded. Without them these tests fail, they do not skip. The API is
+Headless Chromium (Debian: `apt-get install chromium chromium-driver`), driven by Selenium through the
+system's chromedriver; nothing is downloaded. Both are found on PATH (chromium, chromium-browser, google-chrome,
+chrome; chromedriver), or where the variables CHROMIUM and CHROMEDRIVER say. Without them these tests are
+skipped, and fail under CI=true (tests/needs.py). The API is
 the finished step (the highest stepNN), started with `flask run` and its settings from the environment;
 the page is served by `python -m http.server`, on a port of its own.
 
@@ -19,15 +21,17 @@ from pathlib import Path
 
 import pytest
 
+import needs
 from tutorial.live import LiveServer, flask_cli, free_port, wait_for_port
 from tutorial.steps import reference_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONTEND = ROOT / "frontend"
 SCREENSHOT = FRONTEND / "screenshot.png"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FINISHED = reference_steps()[-1]
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
+# One browser per module: under pytest-xdist the module's tests go to one worker (--dist loadgroup).
+pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser")]
 
 
 class PageServer:
@@ -49,20 +53,18 @@ class PageServer:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: apt-get install chromium chromium-driver (.ci/run does)")
+    chromium, chromedriver = needs.found("chromium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = str(chromium)
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
     yield driver
     driver.quit()
 

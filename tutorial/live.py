@@ -46,23 +46,38 @@ def flask_command(step, db_file, *args, config=None):
 def clean_env(env=None, dotenv=False):
     """os.environ without the learner's settings, plus `env`; a .env file is read only if `dotenv`."""
     clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES + REVOKE_VARIABLES + GUNICORN_VARIABLES}
+    clean["PYTHONIOENCODING"] = "utf-8"  # what the child prints is read as UTF-8, also on Windows (cp1252, GBK)
+    if os.environ.get("PYTHONWARNDEFAULTENCODING"):  # CI: our code's EncodingWarning is an error in children too
+        clean["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *_encoding_errors()]))
     if not dotenv:
         clean["FLASK_SKIP_DOTENV"] = "1"
     return {**clean, **(env or {})}
+
+
+def _encoding_errors():
+    """PYTHONWARNINGS entries making EncodingWarning an error in the steps' and tutorial's own modules (names
+    must be exact there, not patterns)."""
+    from tutorial.steps import reference_steps
+
+    modules = ["tutorial"] + [f"tutorial.{p.stem}" for p in (ROOT / "tutorial").glob("*.py") if p.stem != "__init__"]
+    for step in reference_steps():
+        modules += [step] + [f"{step}.{p.stem}" for p in (steps_dir() / step).glob("*.py") if p.stem != "__init__"]
+    return [f"error::EncodingWarning:{module}" for module in modules]
 
 
 def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=None):
     """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
     return subprocess.run(
         flask_command(step, db_file, *args, config=config), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=60,
     )
 
 
 def free_port(port=0):
     """A port on 127.0.0.1 that nothing listens on: one the OS chooses, or `port` if it is free."""
     with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
+        if os.name != "nt":  # on Windows SO_REUSEADDR lets a bind succeed on a port in use: the probe would lie
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
         s.bind(("127.0.0.1", port))
         return s.getsockname()[1]
 
@@ -95,7 +110,7 @@ class LiveServer:
         self.port = free_port(port or 0)
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = self.command(step, db_file, *flask_args, config=config)
-        self.log = tempfile.TemporaryFile("w+")  # what the server prints; gone when closed
+        self.log = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # what the server prints; gone when closed
         self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=self.log, stderr=subprocess.STDOUT)
         self.ready = False
 
