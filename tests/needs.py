@@ -132,11 +132,17 @@ def strict(config):
                 or os.environ.get("CI", "").lower() in ("true", "1", "yes"))
 
 
+def why_strict(config):
+    if config.getoption("require_all"):
+        return "--require-all"
+    return f"{STRICT_VARIABLE}=1" if os.environ.get(STRICT_VARIABLE) else f"CI={os.environ.get('CI')}"
+
+
 def _refuse(name, why):
     need = NEEDS[name]
     message = f"needs {need.what}: {why}; {need.how}"
     if strict(_config):
-        pytest.fail(f"{message} (missing, and every requirement is required here)", pytrace=False)
+        pytest.fail(f"{message} (a missing requirement fails here: {why_strict(_config)})", pytrace=False)
     pytest.skip(message)
 
 
@@ -178,9 +184,8 @@ def pytest_runtest_logreport(report):
         return
     names = {value for key, value in report.user_properties if key == PROPERTY}
     for name in names:
-        why = report.longreprtext if report.skipped else ""
         counts = _config.stash[_COUNTS]
-        counts.setdefault(name, [0, why])[0] += 1
+        counts[name] = counts.get(name, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -189,7 +194,7 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     verb = "failed" if strict(config) else "skipped"
     terminalreporter.section("missing requirements", sep="-", yellow=True, bold=True)
-    for name, (count, _) in counts.items():
+    for name, count in counts.items():
         need = NEEDS[name]
         why = _look(name)[1] or "missing on a worker"
         terminalreporter.write_line(f"{need.what}: {count} test{'s' if count != 1 else ''} {verb} ({why}); to run them: {need.how}")

@@ -14,9 +14,11 @@ must be free, and the development CORS_ORIGINS):
     UPDATE_SCREENSHOT=1 uv run pytest tests/test_browser.py -k log_in
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,16 +37,27 @@ pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser")]
 
 
 class PageServer:
-    """`python -m http.server` serving frontend/ on 127.0.0.1: the page's own origin."""
+    """`python -m http.server` serving frontend/ on 127.0.0.1: the page's own origin. On port 0 unless one is
+    asked for: the server binds a free port itself and says which (no other process can take it meanwhile)."""
 
-    def __init__(self, port=0):
-        self.port = free_port(port)
+    def __init__(self, port=0, log=None):
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-u", "-m", "http.server", str(free_port(port) if port else 0), "--bind", "127.0.0.1",
+                 "--directory", str(FRONTEND)], stdout=out, stderr=subprocess.STDOUT,
+            )
+        self.port = port or self._announced_port()
         self.origin = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory", str(FRONTEND)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
         wait_for_port(self.port, self.proc, 10, lambda: f"python -m http.server {self.port} did not start")
+
+    def _announced_port(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not (found := re.search(r"Serving HTTP on \S+ port (\d+)", Path(self.log).read_text(encoding="utf-8"))):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"python -m http.server did not start:\n{Path(self.log).read_text(encoding='utf-8')}")
+            time.sleep(0.05)
+        return int(found[1])
 
     def stop(self):
         self.proc.terminate()
@@ -76,7 +89,7 @@ def servers(tmp_path):
 
     def start(allow_page=True, env=None, api_port=None, page_port=0):
         """allow_page: CORS_ORIGINS names the page's origin; else the development default (port 8000)."""
-        page = PageServer(page_port)
+        page = PageServer(page_port, log=tmp_path / f"page-{len(started)}.log")
         started.append(page)
         env = {**(env or {}), **({"CORS_ORIGINS": page.origin} if allow_page else {})}
         db_file = tmp_path / "app.sqlite"

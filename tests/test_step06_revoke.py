@@ -8,6 +8,7 @@ nothing else in that Redis database is touched. The gunicorn tests do not run on
 import concurrent.futures
 import os
 import re
+import socket
 import time
 import uuid
 from datetime import timedelta
@@ -24,7 +25,7 @@ import conftest
 from conftest import ADMIN, TEST_SECRET
 from tcp_proxy import TcpProxy
 from test_bad_input import BODIES, CONTENT_TYPES, LEAKS, authorization_values, forged_tokens, run
-from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, free_port, run_flask
+from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, run_flask
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.needs("redis")
@@ -202,7 +203,10 @@ def test_the_memory_blocklist_forgets_expired_entries(step_package, monkeypatch)
 
 @pytest.fixture
 def closed_port():
-    return free_port()  # a port the OS just gave out and nothing listens on
+    """A port that refuses connections: bound and never listening, and held, so no other process takes it."""
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        yield reserved.getsockname()[1]
 
 
 @pytest.mark.since("step06_revoke")
