@@ -46,7 +46,8 @@ def main(names):
         execute(nb)
         tidy(nb)
         nbformat.validate(nb)
-        nbformat.write(nb, path)
+        with open(path, "w", encoding="utf-8", newline="\n") as file:  # LF, as checked out, also on Windows
+            nbformat.write(nb, file)
         print(f"{path.name}: ran in {time.monotonic() - started:.1f} s, saved with its outputs")
 
 

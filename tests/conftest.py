@@ -6,6 +6,9 @@ that step and every later one, because what a step teaches must keep working aft
 
 The database is chosen by the `database` fixture: SQLite, or, for tests marked `@pytest.mark.databases`,
 every database the environment configures (see db_servers.py).
+
+What a test needs beyond Python and uv (Redis, Node.js, Chromium, ...) is declared with
+`@pytest.mark.needs(...)` (tests/needs.py): skipped with a reason on a learner's machine, failed under CI=true.
 """
 import importlib
 import shutil
@@ -15,7 +18,10 @@ import pytest
 
 import db_servers
 from tutorial.live import CONFIG_VARIABLES, LiveServer
+from tutorial.pytest_summary import summary_lines
 from tutorial.steps import import_step, reference_steps
+
+pytest_plugins = ["needs"]  # @pytest.mark.needs(...): tests/needs.py
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = reference_steps()
@@ -33,10 +39,13 @@ def clean_environment():
         yield
 
 
-DATABASES = ["sqlite"] + [db_servers.backend(url) for url in db_servers.SERVER_URLS]
+# Without TEST_DATABASE_URLS, one "servers" case per test stands for the servers: skipped, or failed under CI=true.
+DATABASES = ["sqlite"] + ([db_servers.backend(url) for url in db_servers.SERVER_URLS]
+                          or [pytest.param("servers", marks=pytest.mark.needs("database servers"))])
 
 
 def pytest_configure(config):
+    summary_lines(config)  # the summary plugin, also in xdist's controller, where the lines are printed
     config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
     config.addinivalue_line("markers", "databases(servers_only=False): run on every configured database")
     config.addinivalue_line("markers", "already_holds: a test the step introduces for a behaviour its start copy already has")
@@ -48,10 +57,35 @@ def pytest_report_header(config):
 
 
 BAD_INPUT_CASES = {}  # step -> [requests sent by tests/test_bad_input.py], printed in the summary
+_BAD_INPUT_SENT = {}  # step -> how many of them were already reported
+BAD_INPUT_PROPERTY = "bad-input-requests"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each test's new bad-input requests travel in its report, to be counted where reports arrive (under
+    pytest-xdist, in the controller, not in the worker that ran the test)."""
+    report = yield
+    if call.when == "teardown":
+        for step, (count,) in BAD_INPUT_CASES.items():
+            if count > _BAD_INPUT_SENT.get(step, 0):
+                report.user_properties.append((BAD_INPUT_PROPERTY, (step, count - _BAD_INPUT_SENT.get(step, 0))))
+                _BAD_INPUT_SENT[step] = count
+    return report
+
+
+_BAD_INPUT_TOTALS = {}
+
+
+def pytest_runtest_logreport(report):
+    for key, value in report.user_properties:
+        if key == BAD_INPUT_PROPERTY and report.when == "teardown":
+            step, count = value
+            _BAD_INPUT_TOTALS[step] = _BAD_INPUT_TOTALS.get(step, 0) + count
 
 
 def pytest_terminal_summary(terminalreporter):
-    for step, (count,) in sorted(BAD_INPUT_CASES.items()):
+    for step, count in sorted(_BAD_INPUT_TOTALS.items()):
         terminalreporter.write_line(f"bad input: {step} was sent {count} generated requests")
 
 

@@ -1,7 +1,9 @@
 """The front end (frontend/) in a real browser, served from another origin than the API: CORS for real.
 
-Headless Chromium from Debian (`apt-get install chromium chromium-driver`), driven by Selenium through the
-system's chromedriver; nothing is downloaded. Without them these tests fail, they do not skip. The API is
+Headless Chromium (Debian: `apt-get install chromium chromium-driver`), driven by Selenium through the
+system's chromedriver; nothing is downloaded. Both are found on PATH (chromium, chromium-browser, google-chrome,
+chrome; chromedriver), or where the variables CHROMIUM and CHROMEDRIVER say. Without them these tests are
+skipped, and fail under CI=true (tests/needs.py). The API is
 the finished step (the highest stepNN), started with `flask run` and its settings from the environment;
 the page is served by `python -m http.server`, on a port of its own.
 
@@ -12,35 +14,50 @@ must be free, and the development CORS_ORIGINS):
     UPDATE_SCREENSHOT=1 uv run pytest tests/test_browser.py -k log_in
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+import needs
 from tutorial.live import LiveServer, flask_cli, free_port, wait_for_port
 from tutorial.steps import reference_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONTEND = ROOT / "frontend"
 SCREENSHOT = FRONTEND / "screenshot.png"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 FINISHED = reference_steps()[-1]
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
+# One browser per module: under pytest-xdist the module's tests go to one worker (--dist loadgroup).
+pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser")]
 
 
 class PageServer:
-    """`python -m http.server` serving frontend/ on 127.0.0.1: the page's own origin."""
+    """`python -m http.server` serving frontend/ on 127.0.0.1: the page's own origin. On port 0 unless one is
+    asked for: the server binds a free port itself and says which (no other process can take it meanwhile)."""
 
-    def __init__(self, port=0):
-        self.port = free_port(port)
+    def __init__(self, port=0, log=None):
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-u", "-m", "http.server", str(free_port(port) if port else 0), "--bind", "127.0.0.1",
+                 "--directory", str(FRONTEND)], stdout=out, stderr=subprocess.STDOUT,
+            )
+        self.port = port or self._announced_port()
         self.origin = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory", str(FRONTEND)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
         wait_for_port(self.port, self.proc, 10, lambda: f"python -m http.server {self.port} did not start")
+
+    def _announced_port(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not (found := re.search(r"Serving HTTP on \S+ port (\d+)", Path(self.log).read_text(encoding="utf-8"))):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"python -m http.server did not start:\n{Path(self.log).read_text(encoding='utf-8')}")
+            time.sleep(0.05)
+        return int(found[1])
 
     def stop(self):
         self.proc.terminate()
@@ -49,20 +66,18 @@ class PageServer:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: apt-get install chromium chromium-driver (.ci/run does)")
+    chromium, chromedriver = needs.found("chromium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = str(chromium)
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
     yield driver
     driver.quit()
 
@@ -74,7 +89,7 @@ def servers(tmp_path):
 
     def start(allow_page=True, env=None, api_port=None, page_port=0):
         """allow_page: CORS_ORIGINS names the page's origin; else the development default (port 8000)."""
-        page = PageServer(page_port)
+        page = PageServer(page_port, log=tmp_path / f"page-{len(started)}.log")
         started.append(page)
         env = {**(env or {}), **({"CORS_ORIGINS": page.origin} if allow_page else {})}
         db_file = tmp_path / "app.sqlite"

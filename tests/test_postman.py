@@ -1,7 +1,8 @@
 """The article's Postman walk-through (postman/), run by newman against the steps as real servers.
 
 newman is the npm package pinned in package.json / package-lock.json: `npm ci` at the repository root
-installs it into node_modules/ (.ci/run does). The collection runs against the finished step (the highest
+installs it into node_modules/ (.ci/run does). Without Node.js and newman the runs are skipped (failed under
+CI=true: tests/needs.py). The collection runs against the finished step (the highest
 stepNN) and step 04 with errorStyle=envelope, and against step 03 under --debug with errorStyle=library;
 every assertion must pass.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import needs
 from tutorial.live import LiveServer, flask_cli
 from tutorial.pytest_summary import summary_lines
 from tutorial.steps import reference_steps
@@ -18,7 +20,6 @@ from tutorial.steps import reference_steps
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = ROOT / "postman" / "flask-jwt.postman_collection.json"
 ENVIRONMENT = ROOT / "postman" / "local.postman_environment.json"
-NEWMAN = ROOT / "node_modules" / ".bin" / "newman"
 
 FINISHED = reference_steps()[-1]  # the highest stepNN present
 # (step, flask run options, errorStyle): step 03 only under --debug; the envelope from step 04 on, checked on
@@ -27,16 +28,14 @@ RUNS = [("step03_jwt", ("--debug",), "library"), ("step04_errors", (), "envelope
 
 
 def run_newman(server, error_style, report):
-    if not NEWMAN.exists():
-        pytest.fail(f"{NEWMAN.relative_to(ROOT)} is missing: run `npm ci` in the repository root (Node.js 18 or newer)")
     done = subprocess.run(
-        [str(NEWMAN), "run", str(COLLECTION), "--environment", str(ENVIRONMENT),
+        [str(needs.found("newman")), "run", str(COLLECTION), "--environment", str(ENVIRONMENT),
          "--env-var", f"baseUrl={server.url}", "--env-var", f"errorStyle={error_style}",
          "--reporters", "cli,json", "--reporter-json-export", str(report), "--color", "off", "--disable-unicode"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120,
     )
     assert report.exists(), f"newman wrote no report:\n{done.stdout}{done.stderr}"
-    return done, json.loads(report.read_text())["run"]
+    return done, json.loads(report.read_text(encoding="utf-8"))["run"]
 
 
 @pytest.fixture
@@ -49,6 +48,7 @@ def seeded(tmp_path):
     return make
 
 
+@pytest.mark.needs("newman")
 @pytest.mark.parametrize("step_name, flask_args, error_style", RUNS, ids=[run[0] for run in RUNS])
 def test_the_postman_collection_passes(step_name, flask_args, error_style, seeded, tmp_path, request):
     with LiveServer(step_name, seeded(step_name), *flask_args) as server:
@@ -58,7 +58,7 @@ def test_the_postman_collection_passes(step_name, flask_args, error_style, seede
     requests, assertions = run["stats"]["requests"], run["stats"]["assertions"]
     failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
     assert done.returncode == 0 and not failures, "\n".join(failures) + "\n" + done.stdout[-3000:]
-    items = json.loads(COLLECTION.read_text())["item"]
+    items = json.loads(COLLECTION.read_text(encoding="utf-8"))["item"]
     assert requests["total"] == len(items) and requests["failed"] == 0
     assert all(execution.get("assertions") for execution in run["executions"])  # every request tested something
     summary_lines(request.config)[f"newman {step_name}"] = (
@@ -67,6 +67,7 @@ def test_the_postman_collection_passes(step_name, flask_args, error_style, seede
     )
 
 
+@pytest.mark.needs("newman")
 def test_the_collection_sees_the_articles_token_expired(seeded, tmp_path):
     """Request 6 against a step started as the README says, with 2-second tokens: the article's answer."""
     env = {"JWT_ACCESS_TOKEN_EXPIRES": "2"}
@@ -80,6 +81,7 @@ def test_the_collection_sees_the_articles_token_expired(seeded, tmp_path):
     assert "refused: token expired, the article's answer" in {a["assertion"] for a in expired["assertions"]}
 
 
+@pytest.mark.needs("newman")
 def test_a_failed_assertion_fails_the_run(seeded, tmp_path):
     """Step 03 without --debug answers every token problem with a 500 (fixed in step 04): newman says so."""
     with LiveServer("step03_jwt", seeded("step03_jwt")) as server:
@@ -91,20 +93,20 @@ def test_a_failed_assertion_fails_the_run(seeded, tmp_path):
 
 
 def test_every_request_tests_its_status_and_body():
-    collection = json.loads(COLLECTION.read_text())
+    collection = json.loads(COLLECTION.read_text(encoding="utf-8"))
     assert collection["info"]["schema"] == "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
     for item in collection["item"]:
         tests = "\n".join(line for event in item["event"] if event["listen"] == "test" for line in event["script"]["exec"])
         assert "pm.response.to.have.status(" in tests, item["name"]
         assert "pm.response.json()" in tests, item["name"]
         assert item["request"]["url"]["raw"].startswith("{{baseUrl}}/"), item["name"]
-    environment = json.loads(ENVIRONMENT.read_text())
+    environment = json.loads(ENVIRONMENT.read_text(encoding="utf-8"))
     assert {v["key"]: v["value"] for v in environment["values"]} == {"baseUrl": "http://127.0.0.1:5000", "errorStyle": "envelope"}
 
 
 def test_newman_is_pinned():
-    package = json.loads((ROOT / "package.json").read_text())
-    lock = json.loads((ROOT / "package-lock.json").read_text())
+    package = json.loads((ROOT / "package.json").read_text(encoding="utf-8"))
+    lock = json.loads((ROOT / "package-lock.json").read_text(encoding="utf-8"))
     pinned = package["devDependencies"]["newman"]
     assert pinned[0].isdigit(), "an exact version, not a range"
     assert lock["packages"]["node_modules/newman"]["version"] == pinned

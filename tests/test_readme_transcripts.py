@@ -23,10 +23,10 @@ import re
 import pytest
 
 from tutorial import transcripts
-from tutorial.pytest_summary import summary_lines
+from tutorial.pytest_summary import summary_count, summary_lines
 from tutorial.transcripts import (
     ROOT, TranscriptError, check, commands_outside_console_blocks, normalise, parse_annotation, parse_readme,
-    problems, run_blocks, step_readmes, translation_problems, translations,
+    problems, run_block, step_readmes, translation_problems, translations,
 )
 
 READMES = step_readmes()
@@ -44,33 +44,24 @@ def parsed(readme):
 BLOCKS = {readme: parsed(readme) for readme in READMES}
 ANNOTATED = {readme for readme, blocks in BLOCKS.items() if any(block.annotation for block in blocks)}
 ALL_BLOCKS = [block for blocks in BLOCKS.values() for block in blocks]
-COUNTS = {"commands": 0, "blocks": 0}
-
-
-def block_id(block):
-    return block.id
-
-
-@pytest.fixture(scope="module")
-def runs(request):
-    """Every selected, annotated block, run two at a time (the time goes into starting Python and sleeping)."""
-    selected = {
-        item.callspec.params["block"] for item in request.session.items
-        if getattr(item, "callspec", None) and "block" in item.callspec.params and item.module.__name__ == __name__
-    }
-    chosen = [b for b in ALL_BLOCKS if b in selected and b.readme in ANNOTATED and b.annotation and _runnable(b)]
-    return run_blocks(chosen, workers=2, log=lambda line: None)
-
-
-def _runnable(block):
+def _kind(block):
     try:
-        return block.spec().kind != "skip"
+        return block.spec().kind
     except TranscriptError:
-        return False
+        return None  # reported by the test itself
 
 
-@pytest.mark.parametrize("block", ALL_BLOCKS, ids=block_id)
-def test_console_block_shows_what_runs(block, runs, request):
+NEEDS = {"run": pytest.mark.needs("bash"), "cli": pytest.mark.needs("pty")}  # run: bash and curl; cli: a Unix pty
+
+
+def block_param(block):
+    marks = [NEEDS[_kind(block)]] if block.readme in ANNOTATED and _kind(block) in NEEDS else []
+    return pytest.param(block, marks=marks, id=block.id)
+
+
+@pytest.mark.parametrize("block", [block_param(b) for b in ALL_BLOCKS])
+def test_console_block_shows_what_runs(block, request, tmp_path):
+    """Each block runs on its own, in its own folder and on its own free port: pytest-xdist spreads them."""
     if block.readme not in ANNOTATED:
         summary_lines(request.config)["transcripts: not annotated"] = (
             "README transcripts: not annotated, so not checked: "
@@ -80,15 +71,15 @@ def test_console_block_shows_what_runs(block, runs, request):
     spec = block.spec()  # an unannotated or malformed block of an annotated README fails here
     if spec.kind == "skip":
         pytest.skip(f"{block.where}: {spec.reason}")
-    if runs[block]:
-        pytest.fail(f"{block.where}: {runs[block]}")
+    try:
+        run_block(block, tmp_path)
+    except (TranscriptError, RuntimeError) as error:  # RuntimeError: a server that did not start
+        pytest.fail(f"{block.where}: {error}")
     found = problems(block)
     assert not found, "\n\n".join(found) + "\n\nIf the code is right, rewrite the README: uv run python -m tutorial.transcripts --update"
-    COUNTS["commands"] += len(block.commands)
-    COUNTS["blocks"] += 1
-    summary_lines(request.config)["transcripts"] = (
-        f"README transcripts: {COUNTS['commands']} commands in {COUNTS['blocks']} console blocks checked against real servers"
-    )
+    summary_count(request.config, "transcripts",
+                  "README transcripts: {commands} commands in {blocks} console blocks checked against real servers",
+                  commands=len(block.commands), blocks=1)
 
 
 @pytest.mark.parametrize("readme", READMES, ids=transcripts.shown)
@@ -114,6 +105,7 @@ def test_every_curl_line_is_in_a_console_block(readme):
 # The checker itself --------------------------------------------------------------------------------------
 
 
+@pytest.mark.needs("bash")
 def test_a_readme_out_of_step_with_its_code_fails_and_update_rewrites_it(tmp_path):
     original = (ROOT / "step01_basic" / "README.md").read_text(encoding="utf-8")
     assert "<!-- transcript: run -->" in original and "hello, Alice" in original
@@ -133,7 +125,7 @@ def test_update_keeps_an_output_that_matches(tmp_path):
     command = transcripts.Command(1, "curl ...", ["eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln", "HTTP 200"])
     command.actual = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.b3RoZXI\nHTTP 200\n"
     readme = tmp_path / "README.md"
-    readme.write_text("```console\n$ curl ...\neyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln\nHTTP 200\n```\n")
+    readme.write_text("```console\n$ curl ...\neyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln\nHTTP 200\n```\n", encoding="utf-8")
     block = transcripts.Block(readme, "step01_basic", 1, 0, "run", [command])
     assert transcripts.rewrite(readme, [block]) == 0
 

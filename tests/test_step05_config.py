@@ -159,8 +159,8 @@ def test_article_walkthrough_on_a_fresh_database(step, models, database_uri):
 def test_dotenv_file_is_read_by_the_flask_command(step_package, tmp_path):
     """The committed .env.example, copied to .env, is valid; the flask command reads it from its folder."""
     db_file = tmp_path / "from-dotenv.sqlite"
-    example = (ROOT / ".env.example").read_text()
-    (tmp_path / ".env").write_text(example + f"\nSQLALCHEMY_DATABASE_URI=sqlite:///{db_file}\n")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    (tmp_path / ".env").write_text(example + f"\nSQLALCHEMY_DATABASE_URI=sqlite:///{db_file.as_posix()}\n", encoding="utf-8")
     package_dir = Path(step_package.__file__).parent  # the reference step, or a learner's copy
     output = flask_cli(str(package_dir), None, "init-db", cwd=tmp_path, dotenv=True)
     assert "Created user" in output
@@ -168,8 +168,8 @@ def test_dotenv_file_is_read_by_the_flask_command(step_package, tmp_path):
 
 
 def test_env_example_documents_every_variable_the_config_reads(step_package):
-    source = (Path(step_package.__file__).parent / "config.py").read_text()
-    example = (ROOT / ".env.example").read_text()
+    source = (Path(step_package.__file__).parent / "config.py").read_text(encoding="utf-8")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
     for name in CONFIG_VARIABLES:
         assert f"{name}=" in example  # documented
         assert f'"{name}"' in source or name == "FLASK_DEBUG" and "get_debug_flag()" in source  # and read

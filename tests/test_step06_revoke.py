@@ -1,14 +1,14 @@
 """step06_revoke: refresh tokens, logout through a blocklist in Redis, several workers and several hosts.
 
 The Redis tests run when TEST_REDIS_URL names a Redis server (.ci/run sets it; e.g. redis://127.0.0.1:6379/0),
-and are skipped otherwise, so that `uv run pytest` needs nothing but Python. A Redis that is named and does not
-answer makes them fail. Each test uses keys of its own (a random BLOCKLIST_PREFIX) and deletes only those:
+and are skipped otherwise (failed under CI=true: tests/needs.py), so that `uv run pytest` needs nothing but
+Python. A Redis that is named and does not answer makes them fail. Each test uses keys of its own (a random BLOCKLIST_PREFIX) and deletes only those:
 nothing else in that Redis database is touched. The gunicorn tests do not run on Windows, where gunicorn does not.
 """
 import concurrent.futures
 import os
 import re
-import sys
+import socket
 import time
 import uuid
 from datetime import timedelta
@@ -26,11 +26,11 @@ import conftest
 from conftest import ADMIN, TEST_SECRET
 from tcp_proxy import TcpProxy
 from test_bad_input import BODIES, CONTENT_TYPES, LEAKS, authorization_values, forged_tokens, run
-from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, free_port, run_flask
+from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, run_flask
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
-needs_redis = pytest.mark.skipif(not REDIS_URL, reason="set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) for the Redis tests")
-needs_gunicorn = pytest.mark.skipif(sys.platform == "win32", reason="gunicorn does not run on Windows")
+needs_redis = pytest.mark.needs("redis")
+needs_gunicorn = pytest.mark.needs("gunicorn")
 SERVERS = conftest.DATABASES[1:]  # the database servers of TEST_DATABASE_URLS: mysql, postgresql
 
 
@@ -204,7 +204,10 @@ def test_the_memory_blocklist_forgets_expired_entries(step_package, monkeypatch)
 
 @pytest.fixture
 def closed_port():
-    return free_port()  # a port the OS just gave out and nothing listens on
+    """A port that refuses connections: bound and never listening, and held, so no other process takes it."""
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        yield reserved.getsockname()[1]
 
 
 @pytest.mark.since("step06_revoke")
@@ -299,8 +302,8 @@ def test_which_blocklist_the_settings_choose(step_package, monkeypatch, tmp_path
 
 
 def test_env_example_documents_the_new_variables(step_package):
-    source = (Path(step_package.__file__).parent / "config.py").read_text()  # the checked copy's, not the reference's
-    example = (conftest.ROOT / ".env.example").read_text()
+    source = (Path(step_package.__file__).parent / "config.py").read_text(encoding="utf-8")  # the checked copy's, not the reference's
+    example = (conftest.ROOT / ".env.example").read_text(encoding="utf-8")
     for name in REVOKE_VARIABLES:
         assert f"{name}=" in example and f'"{name}"' in source
 
@@ -421,7 +424,6 @@ def test_two_hosts_behind_a_load_balancer(step, database_uri, redis_blocklist):
 
 @needs_gunicorn
 @needs_redis
-@pytest.mark.skipif(not SERVERS, reason="set TEST_DATABASE_URLS for the load test (MariaDB or PostgreSQL)")
 @pytest.mark.parametrize("database", SERVERS[-1:], indirect=True)  # one server is enough: PostgreSQL in .ci/run
 def test_load_10000_mixed_requests(step, database_uri, redis_blocklist, record_property):
     from benchmarks import loadtest

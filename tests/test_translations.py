@@ -112,6 +112,7 @@ def out_of_step(english, root=ROOT):
     """Why the twin's code blocks differ from the English README's, or None when they agree."""
     chinese = twin(english)
     en_blocks, zh_blocks = code_blocks(read(english, root)), code_blocks(read(chinese, root))
+    english, chinese = Path(english).as_posix(), Path(chinese).as_posix()  # messages show /, also on Windows
     for index in range(max(len(en_blocks), len(zh_blocks))):
         en = en_blocks[index] if index < len(en_blocks) else None
         zh = zh_blocks[index] if index < len(zh_blocks) else None
@@ -169,17 +170,17 @@ def sync_all():
     status = 0
     for english in READMES:
         if not (ROOT / twin(english)).is_file():
-            print(f"{twin(english)}: missing; write it (translate {english})")
+            print(f"{twin(english).as_posix()}: missing; write it (translate {english.as_posix()})")
             status = 1
             continue
         text = synced(english)
         if text is None:
-            print(f"{twin(english)}: not the same number of code blocks as {english}: place the new block by "
+            print(f"{twin(english).as_posix()}: not the same number of code blocks as {english.as_posix()}: place the new block by "
                   f"hand and translate the prose around it ({out_of_step(english).splitlines()[0]})")
             status = 1
         elif text != read(twin(english)):
-            (ROOT / twin(english)).write_text(text, encoding="utf-8")
-            print(f"{twin(english)}: code blocks copied from {english}; check the prose around them still fits")
+            (ROOT / twin(english)).write_text(text, encoding="utf-8", newline="\n")  # LF, as checked out
+            print(f"{twin(english).as_posix()}: code blocks copied from {english.as_posix()}; check the prose around them still fits")
     return status
 
 

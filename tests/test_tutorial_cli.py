@@ -19,8 +19,8 @@ from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step
 def tutorial(*args, env=None):
     """Run `python -m tutorial <args>` as a learner would, output piped; return the finished process."""
     return subprocess.run(
-        [sys.executable, "-m", "tutorial", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=300,
+        [sys.executable, "-m", "tutorial", *map(str, args)], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})}, timeout=300,
     )
 
 
@@ -37,9 +37,9 @@ def test_check_passes_on_a_copy_of_the_reference_and_names_the_behaviour_that_br
     assert f"{copy.as_posix()} passes: all " in done.stdout
 
     resources = copy / "resources.py"
-    source = resources.read_text()
+    source = resources.read_text(encoding="utf-8")
     assert source.count("    @jwt_required()") == 1
-    resources.write_text(source.replace("    @jwt_required()", "    # @jwt_required() forgotten"))
+    resources.write_text(source.replace("    @jwt_required()", "    # @jwt_required() forgotten"), encoding="utf-8")
     done = tutorial("check", "03", "--workspace", tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"{copy.as_posix()} does not pass yet" in done.stdout
@@ -98,7 +98,7 @@ def test_learner_mistakes_are_one_line_and_exit_2(tmp_path, capsys, args, messag
 def test_a_workspace_that_does_not_import_names_the_file_and_line(tmp_path, capsys, broken, message):
     copy = copy_step("step03_jwt", tmp_path)
     resources = copy / "resources.py"
-    resources.write_text("# my version\n" + broken + resources.read_text())
+    resources.write_text("# my version\n" + broken + resources.read_text(encoding="utf-8"), encoding="utf-8")
     assert cli.main(["check", "03", "--workspace", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # no test ran
@@ -111,18 +111,18 @@ def test_start_copies_the_previous_step_and_refuses_to_overwrite(tmp_path, capsy
     out = capsys.readouterr().out
     copy = tmp_path / "step03_jwt"
     assert sorted(p.name for p in copy.iterdir()) == diffs.step_files(ROOT / "step02_db")  # code only, no README
-    assert (copy / "resources.py").read_text() == (ROOT / "step02_db" / "resources.py").read_text()
+    assert (copy / "resources.py").read_text(encoding="utf-8") == (ROOT / "step02_db" / "resources.py").read_text(encoding="utf-8")
     assert "Article section: 什么是JWT" in out
     assert "The concept" in out and "A JSON Web Token is three base64url pieces" in out
     assert "`JWTManager(app)`" in out  # the hand-written "What changed" bullets...
     assert "+++ step03_jwt" not in out  # ...but not the answer
 
-    (copy / "resources.py").write_text("# my work\n")
+    (copy / "resources.py").write_text("# my work\n", encoding="utf-8")
     assert cli.main(["start", "03", "--workspace", str(tmp_path)]) == 2
     assert "already exists: your work is kept" in capsys.readouterr().err
-    assert (copy / "resources.py").read_text() == "# my work\n"
+    assert (copy / "resources.py").read_text(encoding="utf-8") == "# my work\n"
     assert cli.main(["start", "03", "--workspace", str(tmp_path), "--force"]) == 0
-    assert (copy / "resources.py").read_text() == (ROOT / "step02_db" / "resources.py").read_text()
+    assert (copy / "resources.py").read_text(encoding="utf-8") == (ROOT / "step02_db" / "resources.py").read_text(encoding="utf-8")
 
 
 def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys):

@@ -67,7 +67,7 @@ def check_imports(folder, step):
     if not (package / "__init__.py").is_file():
         raise StepError(f"{shown(package / '__init__.py')} is missing: a step is a package with an __init__.py")
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(folder), step], cwd=folder, capture_output=True, text=True,
+        [sys.executable, "-c", PROBE, str(folder), step], cwd=folder, capture_output=True, text=True, encoding="utf-8", errors="replace",
         env={**os.environ, "PYTHONPATH": python_path(folder)}, timeout=120,
     )
     try:
@@ -151,9 +151,9 @@ def run_check(step, folder, select=None, introduced_only=False):
             command += ["-k", select]
         if introduced_only:
             command.append("--tutorial-introduced")
-        env = {**os.environ, STEPS_DIR_VARIABLE: str(folder), "PYTHONPATH": python_path(folder)}
+        env = {**os.environ, "PYTHONIOENCODING": "utf-8", STEPS_DIR_VARIABLE: str(folder), "PYTHONPATH": python_path(folder)}
         started = time.monotonic()
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
         seconds = time.monotonic() - started
         output = done.stdout + done.stderr
         if done.returncode not in (0, 1) or not report.exists():

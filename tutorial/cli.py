@@ -42,9 +42,26 @@ def use_colour(stream, choice="auto"):
     """Colour on a terminal unless NO_COLOR is set (https://no-color.org); 'always'/'never' decide."""
     if choice != "auto":
         return choice == "always"
-    if os.name == "nt" and not (os.environ.get("WT_SESSION") or os.environ.get("TERM")):
-        return False  # the old Windows console shows escape codes as text
-    return stream.isatty() and not os.environ.get("NO_COLOR")
+    if not stream.isatty() or os.environ.get("NO_COLOR"):
+        return False
+    return os.name != "nt" or windows_console_shows_colour(stream)
+
+
+def windows_console_shows_colour(stream):
+    """Windows 10's console (conhost: cmd, PowerShell, Anaconda Prompt) shows colour once asked to
+    (ENABLE_VIRTUAL_TERMINAL_PROCESSING); an older one refuses, and would print the escape codes as text.
+    Not a console at all (Windows Terminal's and Git Bash's pipes, a test's stand-in): colour."""
+    try:
+        import ctypes
+        import msvcrt
+
+        handle = msvcrt.get_osfhandle(stream.fileno())
+        mode = ctypes.c_uint32()
+        if not ctypes.windll.kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
+            return True
+        return bool(ctypes.windll.kernel32.SetConsoleMode(handle, mode.value | 0x0004))
+    except (AttributeError, ImportError, OSError, ValueError):
+        return True
 
 
 def paint(text, colour, on):
@@ -132,8 +149,15 @@ def start(args):
         f"  {name} check {number}          run the step's tests against your copy",
         f"  {name} diff {previous[4:6]} {number}        the reference change, if you are stuck" if previous else
         f"  {step}/README.md            the reference README, if you are stuck",
-        f"  cd {checking.shown(workspace)} && {flask} --app {step} run    try your copy by hand"
-        + ("" if step == reference_steps()[0] else f" (after {flask} --app {step} init-db)"),
+        "",
+        f"Try your copy by hand from inside {checking.shown(workspace)}/ (from the repository root, --app {step} is",
+        "the reference step, not your copy); one command a line, so that Windows PowerShell runs them too:",
+        f"  cd {checking.shown(workspace)}",
+    ]
+    if step != reference_steps()[0]:  # init-db inside the workspace too, or it sets up the reference's database
+        out.append(f"  {flask} --app {step} init-db    your copy's database, in {checking.shown(workspace / 'instance')}/")
+    out += [
+        f"  {flask} --app {step} run",
     ]
     print("\n".join(out))
     return 0

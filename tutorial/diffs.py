@@ -154,6 +154,6 @@ def write_readme_diffs():
         text = path.read_text(encoding="utf-8")
         new = readme_with_block(text, step, path.name)
         if new != text:
-            path.write_text(new, encoding="utf-8")
+            path.write_text(new, encoding="utf-8", newline="\n")  # LF, as checked out, also on Windows
             changed.append(path)
     return changed

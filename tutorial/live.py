@@ -7,6 +7,7 @@ The learner's own settings (their shell's variables, a .env file) are left out u
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,23 +47,38 @@ def flask_command(step, db_file, *args, config=None):
 def clean_env(env=None, dotenv=False):
     """os.environ without the learner's settings, plus `env`; a .env file is read only if `dotenv`."""
     clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES + REVOKE_VARIABLES + GUNICORN_VARIABLES}
+    clean["PYTHONIOENCODING"] = "utf-8"  # what the child prints is read as UTF-8, also on Windows (cp1252, GBK)
+    if os.environ.get("PYTHONWARNDEFAULTENCODING"):  # CI: our code's EncodingWarning is an error in children too
+        clean["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *_encoding_errors()]))
     if not dotenv:
         clean["FLASK_SKIP_DOTENV"] = "1"
     return {**clean, **(env or {})}
+
+
+def _encoding_errors():
+    """PYTHONWARNINGS entries making EncodingWarning an error in the steps' and tutorial's own modules (names
+    must be exact there, not patterns)."""
+    from tutorial.steps import reference_steps
+
+    modules = ["tutorial"] + [f"tutorial.{p.stem}" for p in (ROOT / "tutorial").glob("*.py") if p.stem != "__init__"]
+    for step in reference_steps():
+        modules += [step] + [f"{step}.{p.stem}" for p in (steps_dir() / step).glob("*.py") if p.stem != "__init__"]
+    return [f"error::EncodingWarning:{module}" for module in modules]
 
 
 def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=None):
     """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
     return subprocess.run(
         flask_command(step, db_file, *args, config=config), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=60,
     )
 
 
 def free_port(port=0):
     """A port on 127.0.0.1 that nothing listens on: one the OS chooses, or `port` if it is free."""
     with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
+        if os.name != "nt":  # on Windows SO_REUSEADDR lets a bind succeed on a port in use: the probe would lie
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
         s.bind(("127.0.0.1", port))
         return s.getsockname()[1]
 
@@ -89,22 +105,43 @@ def flask_cli(step, db_file, *args, **kwargs):
 
 
 class LiveServer:
-    """`flask run` on a free port. Start several, then send requests: each waits for its own server."""
+    """`flask run` on a port of its own. Start several, then send requests: each waits for its own server.
+
+    Unless a port is asked for, the server binds port 0 (the OS chooses a free one) and says which in its
+    log: no other process can take the port between choosing and binding it, as it could with a probe."""
+
+    ANNOUNCED = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")  # werkzeug's start-up line
 
     def __init__(self, step, db_file, *flask_args, env=None, config=None, port=None):
-        self.port = free_port(port or 0)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = port or 0
         self.cmd = self.command(step, db_file, *flask_args, config=config)
-        self.log = tempfile.TemporaryFile("w+")  # what the server prints; gone when closed
-        self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=self.log, stderr=subprocess.STDOUT)
+        # The server appends to its log (O_APPEND) and output() reads it through a file of its own: with one
+        # shared file and offset, a read while the server writes would overwrite lines of the log.
+        fd, self.log_path = tempfile.mkstemp(prefix="live-server-", suffix=".log")
+        os.close(fd)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
         self.ready = False
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.wait_until_ready().port}"
 
     def command(self, step, db_file, *flask_args, config=None):
         return flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)
 
     def wait_until_ready(self, timeout=20):
         if not self.ready:
-            wait_for_port(self.port, self.proc, timeout, lambda: f"{' '.join(self.cmd)} did not start:\n{self.output()}")
+            describe = lambda: f"{' '.join(self.cmd)} did not start:\n{self.output()}"  # noqa: E731
+            deadline = time.monotonic() + timeout
+            while not self.port:  # the port the server bound, from its log
+                if found := self.ANNOUNCED.search(self.output()):
+                    self.port = int(found[1])
+                elif self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(describe())
+                else:
+                    time.sleep(0.05)
+            wait_for_port(self.port, self.proc, max(0.1, deadline - time.monotonic()), describe)
             self.ready = True
         return self
 
@@ -124,15 +161,20 @@ class LiveServer:
 
     def output(self):
         """What the server printed so far (its log)."""
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            return log.read()
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-        self.log.close()
+        self._remove_log()
+
+    def _remove_log(self):
+        try:
+            os.unlink(self.log_path)
+        except FileNotFoundError:
+            pass
 
     def __enter__(self):
         return self
@@ -144,6 +186,8 @@ class LiveServer:
 class GunicornServer(LiveServer):
     """The step under gunicorn (step06 on; not on Windows), as in production: the step's gunicorn.conf.py,
     `workers` processes, on a free port. Its log holds one access line per request, with the worker's pid."""
+
+    ANNOUNCED = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")  # gunicorn's start-up line
 
     def __init__(self, step, db_file, *gunicorn_args, workers=4, env=None, config=None):
         self.workers = workers
@@ -172,7 +216,7 @@ class GunicornServer(LiveServer):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # quick shutdown; SIGTERM waits for busy workers, up to 30 s
             self.proc.wait(timeout=20)
-        self.log.close()
+        self._remove_log()
 
 
 # Notebook helpers (issue 14): what every notebook's first cell used to define, kept here so that cell is short.

@@ -246,14 +246,16 @@ def run_server_block(block, spec, workdir):
         for number, command in enumerate(block.commands):
             text = command.text.replace(README_URL, server.url)
             # Braces, not a subshell: an assignment such as TOKEN=$(...) stays for the next lines.
-            script.append(f"{{ {text}\n}} >{outputs}/{number}.out 2>&1 </dev/null; echo $? >{outputs}/{number}.rc")
+            out = shlex.quote((outputs / str(number)).as_posix())  # bash's paths: / also on Windows (Git Bash)
+            script.append(f"{{ {text}\n}} >{out}.out 2>&1 </dev/null; echo $? >{out}.rc")
         try:
             subprocess.run(["bash", "-c", "\n".join(script)], cwd=workdir, env=clean_env(), timeout=120, check=True)
         except subprocess.TimeoutExpired:
             raise TranscriptError(f"{block.where}: the commands took more than 120 s") from None
         for number, command in enumerate(block.commands):
-            command.actual = (outputs / f"{number}.out").read_text().replace(server.url, README_URL)
-            command.returncode = int((outputs / f"{number}.rc").read_text())
+            printed = (outputs / f"{number}.out").read_text(encoding="utf-8", errors="replace")
+            command.actual = printed.replace(server.url, README_URL)
+            command.returncode = int((outputs / f"{number}.rc").read_text(encoding="ascii"))
 
 
 def parse_cli_line(command, where):
@@ -396,7 +398,7 @@ def rewrite(readme, blocks):
         lines[command.line + 1:command.line + 1 + len(command.output)] = [f"{line.rstrip()}\n" for line in text.split("\n")] if text else []
         changed += 1
     if changed:
-        Path(readme).write_text("".join(lines), encoding="utf-8")
+        Path(readme).write_text("".join(lines), encoding="utf-8", newline="\n")  # LF, as checked out
     return changed
 
 

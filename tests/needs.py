@@ -1,0 +1,202 @@
+"""What a test needs beyond Python and uv, declared in one line: `@pytest.mark.needs("redis", "gunicorn")`.
+
+On a learner's machine a test whose need is missing is skipped, and the run ends with one line per missing
+thing: what it is, how many tests it held back, how to get it. Under CI=true, with `--require-all`, or with
+TUTORIAL_REQUIRE_ALL=1, a missing need fails the test instead, naming what is missing: nothing silently stops
+being tested. A fixture that needs the thing itself (a path, a URL) asks `needs.found("chromium")`.
+
+    pytestmark = pytest.mark.needs("newman")        # a whole module
+    @pytest.mark.needs("redis")                      # one test
+    pytest.param("x", marks=pytest.mark.needs("pty"))  # one case
+
+Add a need to NEEDS below: a name, what it is, how to get it, and a function that finds it (returns what
+it found, or raises Missing with what is not there).
+"""
+import importlib.util
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STRICT_VARIABLE = "TUTORIAL_REQUIRE_ALL"
+
+
+class Missing(Exception):
+    """What is not there, in a few words (`TEST_REDIS_URL is not set`)."""
+
+
+@dataclass(frozen=True)
+class Need:
+    what: str  # shown: "Redis"
+    how: str  # how to get it, one line
+    find: callable  # () -> what was found; raises Missing
+
+
+def _which(*names, variable=None):
+    """The program named by $variable, else the first of `names` on PATH."""
+    if variable and os.environ.get(variable):
+        path = shutil.which(os.environ[variable])
+        if not path:
+            raise Missing(f"{variable}={os.environ[variable]} is not a program")
+        return path
+    for name in names:
+        if path := shutil.which(name):
+            return path
+    raise Missing(f"no {' or '.join(names)} on PATH" + (f" and {variable} is not set" if variable else ""))
+
+
+def _env(name):
+    if not os.environ.get(name):
+        raise Missing(f"{name} is not set")
+    return os.environ[name]
+
+
+def _newman():
+    _which("node")
+    newman = ROOT / "node_modules" / ".bin" / ("newman.cmd" if os.name == "nt" else "newman")  # npm's shim on Windows
+    if not newman.is_file():
+        raise Missing(f"{newman.relative_to(ROOT).as_posix()} is missing")
+    return newman
+
+
+def _chromium():
+    browser = _which("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", variable="CHROMIUM")
+    return browser, _which("chromedriver", variable="CHROMEDRIVER")
+
+
+def _bash():
+    bash = _which("bash")
+    if os.name == "nt" and "system32" in bash.lower():  # WSL's bash.exe runs in another system, not this one
+        raise Missing("only WSL's bash.exe on PATH, not Git Bash")
+    return bash, _which("curl")
+
+
+def _pty():
+    if importlib.util.find_spec("termios") is None:
+        raise Missing("no Unix terminal (pty) on this system")
+    return True
+
+
+def _gunicorn():
+    if sys.platform == "win32":
+        raise Missing("gunicorn does not run on Windows")
+    if importlib.util.find_spec("gunicorn") is None:
+        raise Missing("gunicorn is not installed")
+    return True
+
+
+NEEDS = {
+    "redis": Need("Redis", "start Redis and set TEST_REDIS_URL=redis://127.0.0.1:6379/0 (tests use keys of their own)",
+                  lambda: _env("TEST_REDIS_URL")),
+    "database servers": Need(
+        "MariaDB/MySQL and PostgreSQL",
+        'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
+        lambda: _env("TEST_DATABASE_URLS")),
+    "gunicorn": Need("gunicorn", "Linux or macOS (uv sync installs it there)", _gunicorn),
+    "newman": Need("Node.js and newman", "install Node.js 18 or newer, then run `npm ci` in the repository root", _newman),
+    "chromium": Need("Chromium and chromedriver",
+                     "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER to the programs", _chromium),
+    "bash": Need("bash and curl", "Linux or macOS; on Windows, Git Bash (its bash and curl on PATH)", _bash),
+    "pty": Need("a Unix terminal (pty)", "Linux or macOS: these blocks run in a pseudo-terminal", _pty),
+}
+
+
+@cache
+def _look(name):
+    """(what was found, None) or (None, why it is missing)."""
+    try:
+        return NEEDS[name].find(), None
+    except Missing as missing:
+        return None, str(missing)
+
+
+def found(name):
+    """What the need found (a URL, paths); the test is skipped, or failed in strict mode, if it is missing."""
+    value, why = _look(name)
+    if why:
+        _refuse(name, why)
+    return value
+
+
+def available(name):
+    return _look(name)[1] is None
+
+
+def strict(config):
+    return bool(config.getoption("require_all") or os.environ.get(STRICT_VARIABLE)
+                or os.environ.get("CI", "").lower() in ("true", "1", "yes"))
+
+
+def why_strict(config):
+    if config.getoption("require_all"):
+        return "--require-all"
+    return f"{STRICT_VARIABLE}=1" if os.environ.get(STRICT_VARIABLE) else f"CI={os.environ.get('CI')}"
+
+
+def _refuse(name, why):
+    need = NEEDS[name]
+    message = f"needs {need.what}: {why}; {need.how}"
+    if strict(_config):
+        pytest.fail(f"{message} (a missing requirement fails here: {why_strict(_config)})", pytrace=False)
+    pytest.skip(message)
+
+
+_config = None
+PROPERTY = "tutorial-needs-missing"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--require-all", action="store_true",
+                     help="a test whose need (Redis, Node.js, Chromium, ...) is missing fails instead of skipping "
+                          f"(also CI=true or {STRICT_VARIABLE}=1)")
+
+
+def pytest_configure(config):
+    global _config
+    _config = config
+    config.addinivalue_line("markers", "needs(*names): what the test needs beyond Python (tests/needs.py): "
+                            + ", ".join(NEEDS))
+    config.stash[_COUNTS] = {}
+
+
+_COUNTS = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("needs"):
+        for name in marker.args:
+            if name not in NEEDS:
+                pytest.fail(f"@pytest.mark.needs({name!r}): unknown; known: {', '.join(NEEDS)}", pytrace=False)
+            if not available(name):
+                item.user_properties.append((PROPERTY, name))
+                _refuse(name, _look(name)[1])
+
+
+def pytest_runtest_logreport(report):
+    """Counted where the reports arrive: in the only process, or in xdist's controller."""
+    if report.when != "setup" or report.passed:
+        return
+    names = {value for key, value in report.user_properties if key == PROPERTY}
+    for name in names:
+        counts = _config.stash[_COUNTS]
+        counts[name] = counts.get(name, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    counts = config.stash[_COUNTS]
+    if not counts:
+        return
+    verb = "failed" if strict(config) else "skipped"
+    terminalreporter.section("missing requirements", sep="-", yellow=True, bold=True)
+    for name, count in counts.items():
+        need = NEEDS[name]
+        why = _look(name)[1] or "missing on a worker"
+        terminalreporter.write_line(f"{need.what}: {count} test{'s' if count != 1 else ''} {verb} ({why}); to run them: {need.how}")
+    if verb == "skipped":
+        terminalreporter.write_line(f"(under CI=true, --require-all or {STRICT_VARIABLE}=1 these fail instead)")
