@@ -127,8 +127,8 @@ def choose_blocklist(app):
 def check_config(app):
     """Stop now, with one clear line, rather than fail at the first request (or run unsafely)."""
     key = app.config["JWT_SECRET_KEY"]
-    choose_blocklist(app)
     check_cookie_config(app)
+    choose_blocklist(app)
     if app.config["CONFIG_NAME"] == "development":
         if key == DEV_SECRET_KEY:
             app.logger.warning("JWT_SECRET_KEY is not set: using the development placeholder key.")

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_jwt_extended import (create_access_token, get_csrf_token, get_jwt, get_jwt_request_location,
-                                set_access_cookies, set_refresh_cookies, unset_jwt_cookies)
+                                set_access_cookies, set_refresh_cookies)
 
 LOGOUT_PATH = "/logout"  # the refresh cookie is set twice: for /refresh (to use it) and for /logout (to revoke it)
 
@@ -26,11 +26,16 @@ def set_login_cookies(response, access_token, refresh_token):
 
 def unset_all_cookies(response):
     """Every cookie login set, each with the path and domain it was set with: a cookie is removed only by a
-    Set-Cookie with the same name, path and domain (#295)."""
-    unset_jwt_cookies(response)
+    Set-Cookie with the same name, path and domain (#295). Max-Age=0 as well as an Expires in 1970, which
+    some clients (curl) do not read as "gone"."""
     config = current_app.config
-    response.delete_cookie(config["JWT_REFRESH_COOKIE_NAME"], path=LOGOUT_PATH, domain=config["JWT_COOKIE_DOMAIN"],
-                           secure=config["JWT_COOKIE_SECURE"], httponly=True, samesite=config["JWT_COOKIE_SAMESITE"])
+    for name, path, httponly in ((config["JWT_ACCESS_COOKIE_NAME"], config["JWT_ACCESS_COOKIE_PATH"], True),
+                                 (config["JWT_ACCESS_CSRF_COOKIE_NAME"], config["JWT_ACCESS_CSRF_COOKIE_PATH"], False),
+                                 (config["JWT_REFRESH_COOKIE_NAME"], config["JWT_REFRESH_COOKIE_PATH"], True),
+                                 (config["JWT_REFRESH_COOKIE_NAME"], LOGOUT_PATH, True),
+                                 (config["JWT_REFRESH_CSRF_COOKIE_NAME"], config["JWT_REFRESH_CSRF_COOKIE_PATH"], False)):
+        response.delete_cookie(name, path=path, domain=config["JWT_COOKIE_DOMAIN"], secure=config["JWT_COOKIE_SECURE"],
+                               httponly=httponly, samesite=config["JWT_COOKIE_SAMESITE"])
 
 
 def csrf_tokens_for_body(**tokens):
