@@ -4,7 +4,11 @@
 "use strict";
 
 // Where the API is: ?api=http://127.0.0.1:5001 in the page's address, else flask run's default.
-const API = (new URLSearchParams(location.search).get("api") || "http://127.0.0.1:5000").replace(/\/+$/, "");
+const PARAMS = new URLSearchParams(location.search);
+const API = (PARAMS.get("api") || "http://127.0.0.1:5000").replace(/\/+$/, "");
+// ?mode=cookies (step07 on): the tokens live in HttpOnly cookies that this page never sees. Every fetch says
+// credentials: "include", and each POST copies a readable csrf_* cookie into the X-CSRF-TOKEN header.
+const COOKIES = PARAMS.get("mode") === "cookies";
 
 // The tokens live in sessionStorage: they survive a reload of this tab, and are gone when the tab closes;
 // other tabs do not see them. localStorage would keep them for good, for every page of this origin.
@@ -17,15 +21,34 @@ let countdownTimer = null;
 
 class NetworkError extends Error {}
 
+// A cookie this page can read (not HttpOnly): the API's csrf_access_token and csrf_refresh_token. Cookies
+// are not kept apart by port, so a page on 127.0.0.1:8000 reads those that the API on 127.0.0.1:5000 set.
+function readCookie(name) {
+  const found = document.cookie.split("; ").find((pair) => pair.startsWith(name + "="));
+  return found ? decodeURIComponent(found.slice(name.length + 1)) : null;
+}
+
+// /refresh checks the refresh token's CSRF value; every other POST the access token's (/logout: the access
+// token's while this browser still holds it).
+function csrfFor(path) {
+  if (path === "/refresh") return readCookie("csrf_refresh_token");
+  return readCookie("csrf_access_token") || readCookie("csrf_refresh_token");
+}
+
 // One request to the API. Resolves to {status, data} for any answer the browser lets the page read,
 // including 401s; rejects with a NetworkError when there is none to read.
 async function call(method, path, { token, body } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers["Authorization"] = `Bearer ${token}`;
+  if (COOKIES && method !== "GET" && csrfFor(path)) headers["X-CSRF-TOKEN"] = csrfFor(path);
+  const before = readCookie("csrf_access_token");
   let response;
   try {
-    response = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await fetch(API + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: COOKIES ? "include" : "same-origin", // "include": send and accept the API's cookies
+    });
   } catch (error) {
     // fetch tells the page nothing more, on purpose: the browser's console says which it was.
     throw new NetworkError(
@@ -39,6 +62,15 @@ async function call(method, path, { token, body } = {}) {
     data = await response.json();
   } catch {
     // not JSON: data stays null
+  }
+  if (COOKIES) {
+    const after = readCookie("csrf_access_token");
+    if (before && after && after !== before && path !== "/refresh") {
+      // The API renewed the access cookie on its way out (implicit refresh): a new CSRF value came with it.
+      document.body.dataset.renewals = String(Number(document.body.dataset.renewals || 0) + 1);
+      say(`The API renewed the access cookie with the answer to ${method} ${path} (implicit refresh).`);
+    }
+    $("cookies").textContent = document.cookie || "(none)";
   }
   return { status: response.status, data };
 }
@@ -78,6 +110,18 @@ function showLogin() {
   $("users").tBodies[0].replaceChildren();
 }
 
+function showCookieSession(identity) {
+  $("identity").textContent = identity;
+  $("userid").textContent = store.getItem("userid") ?? "?";
+  $("token").textContent = "(in the HttpOnly cookie access_token_cookie: this page cannot read it, nor can any script)";
+  $("claims").textContent = "";
+  $("expires").textContent = "";
+  $("countdown").textContent = "the API renews it while you use the page";
+  $("cookies").textContent = document.cookie || "(none)";
+  $("login").hidden = true;
+  $("session").hidden = false;
+}
+
 function showSession() {
   const token = store.getItem("token");
   const claims = payload(token);
@@ -100,8 +144,19 @@ function showSession() {
   $("session").hidden = false;
 }
 
-async function loadUsers() {
+async function loadUsers(retried = false) {
   const { status, data } = await call("GET", "/users", { token: store.getItem("token") });
+  if (COOKIES && status === 200 && data) showCookieSession(data.identity);
+  if (COOKIES && status === 401 && data && data.code === 201 && !retried) {
+    // The access cookie expired (the page was idle): trade the refresh cookie for a new one, then try again.
+    const refreshed = await call("POST", "/refresh");
+    if (refreshed.status === 200) {
+      document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+      await loadUsers(true);
+      say("The access cookie had expired: POST /refresh gave a new one.");
+      return;
+    }
+  }
   if (status === 200 && data && Array.isArray(data.users)) {
     const rows = data.users.map((user) => {
       const row = document.createElement("tr");
@@ -132,6 +187,12 @@ async function login(event) {
   try {
     const body = { username: $("username").value, password: $("password").value };
     const { status, data } = await call("POST", "/login", { body });
+    if (COOKIES && status === 200 && data && data.code === 200) {
+      $("password").value = "";
+      store.setItem("userid", data.userid); // the only thing kept: no token in storage
+      await loadUsers();
+      return;
+    }
     if (status !== 200 || !data || !data.token) {
       say(`Login refused: ${describe(status, data)}`, "error");
       return;
@@ -151,6 +212,17 @@ async function login(event) {
 
 async function logout() {
   delete document.body.dataset.logout;
+  if (COOKIES) {
+    // One POST: the server revokes both tokens and removes every cookie, the readable ones too.
+    const { status, data } = await call("POST", "/logout").catch((error) => ({ status: 0, data: { message: error.message } }));
+    forget();
+    showLogin();
+    say(status === 200 ? "Logged out: the server revoked both tokens and removed the cookies."
+      : `Logout refused: ${describe(status, data)}`, status === 200 ? "info" : "error");
+    $("cookies").textContent = document.cookie || "(none)";
+    document.body.dataset.logout = "done";
+    return;
+  }
   const tokens = [store.getItem("token"), store.getItem("refresh_token")].filter(Boolean);
   // Forget first: logging out of this page must not depend on the server.
   forget();
@@ -174,11 +246,15 @@ async function reload() {
 }
 
 $("page-origin").textContent = location.origin;
+$("mode").textContent = COOKIES ? "cookies (HttpOnly, with a CSRF header)" : "Authorization header (token in sessionStorage)";
 $("api-url").textContent = API;
 $("login-form").addEventListener("submit", login);
 $("reload-users").addEventListener("click", reload);
 $("logout").addEventListener("click", logout);
-if (store.getItem("token")) {
+if (COOKIES) {
+  // A reload of the tab: still logged in if the browser holds the API's cookies and the API accepts them.
+  call("GET", "/users").then(({ status }) => status === 200 && reload()).catch(() => {});
+} else if (store.getItem("token")) {
   // A reload of the tab: still logged in, as long as the server accepts the token.
   showSession();
   reload();

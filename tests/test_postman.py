@@ -24,7 +24,8 @@ ENVIRONMENT = ROOT / "postman" / "local.postman_environment.json"
 FINISHED = reference_steps()[-1]  # the highest stepNN present
 # (step, flask run options, errorStyle): step 03 only under --debug; the envelope from step 04 on, checked on
 # the first step that has it and on the finished one.
-RUNS = [("step03_jwt", ("--debug",), "library"), ("step04_errors", (), "envelope"), (FINISHED, (), "envelope")]
+RUNS = [("step03_jwt", ("--debug",), "library"), ("step04_errors", (), "envelope"), ("step06_revoke", (), "envelope"),
+        (FINISHED, (), "envelope")]  # step07 on: the token from the cookie jar
 
 
 def run_newman(server, error_style, report):

@@ -5,7 +5,7 @@ from werkzeug.security import check_password_hash
 from conftest import ADMIN
 
 
-@pytest.mark.since("step02_db")
+@pytest.mark.since("step02_db", until="step06_revoke")  # step07: no token in the body (tests/test_step07_cookies.py)
 @pytest.mark.databases
 def test_login_with_the_article_user(client):
     response = client.post("/login", json=ADMIN)
@@ -19,7 +19,7 @@ def test_step02_login_has_no_token_yet(client):
     assert client.post("/login", json=ADMIN).get_json()["token"] is None
 
 
-@pytest.mark.since("step02_db")
+@pytest.mark.since("step02_db", until="step06_revoke")  # step07: no "token": null either (test_step07_cookies.py)
 @pytest.mark.databases
 @pytest.mark.parametrize(
     "credentials, code, message",
@@ -190,7 +190,7 @@ def test_username_comparison_depends_on_the_database(client, database, username)
 # The article's `active` column, and what login tells about accounts --------------------------------
 
 
-@pytest.mark.since("step02_db")
+@pytest.mark.since("step02_db", until="step06_revoke")  # step07: no "token": null (test_step07_cookies.py)
 @pytest.mark.databases
 def test_inactive_user_cannot_log_in(app, models, client):
     with app.app_context():

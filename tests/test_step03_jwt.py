@@ -7,6 +7,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_restful import Api, Resource
 
 from conftest import ADMIN
+from tutorial.live import issued_tokens
 
 INTERNAL_ERROR = {"message": "Internal Server Error"}  # flask-restful's answer to an unhandled error
 TOKEN_ERRORS = (JWTExtendedException, jwt.exceptions.PyJWTError)  # how the library reports a token problem
@@ -35,9 +36,10 @@ TOKEN_PROBLEMS = [
 @pytest.mark.since("step03_jwt")
 @pytest.mark.databases
 def test_login_returns_a_signed_access_token(app, client):
-    body = client.post("/login", json=ADMIN).get_json()
+    response = client.post("/login", json=ADMIN)
+    body = response.get_json()
     assert (body["code"], body["userid"]) == (200, 1)
-    token = body["token"]
+    token, _ = issued_tokens(body, response.headers.getlist("Set-Cookie"))  # in the body, or a cookie (step07 on)
     assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
     claims = jwt.decode(token, app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
     assert claims["sub"] == ADMIN["username"]

@@ -8,6 +8,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy.engine import make_url
 
 from conftest import ADMIN
+from tutorial.live import issued_tokens
 from tcp_proxy import TcpProxy
 from test_step03_jwt import get_with_error
 
@@ -67,7 +68,8 @@ def test_every_token_problem_gets_its_own_envelope(make_app, mode, problem):
 def test_log_in_then_use_an_expired_token(make_app):
     """The article's flow, made deterministic: a lifetime that is already over when the token is made."""
     client = make_app(**PRODUCTION, JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=-1)).test_client()
-    token = client.post("/login", json=ADMIN).get_json()["token"]
+    response = client.post("/login", json=ADMIN)
+    token, _ = issued_tokens(response.get_json(), response.headers.getlist("Set-Cookie"))  # body, or cookie (step07 on)
     response = client.get("/users", headers=bearer(token))
     assert (response.status_code, response.get_json()) == (401, {"code": 201, "message": "token expired"})
 

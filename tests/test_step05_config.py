@@ -9,7 +9,7 @@ import sqlalchemy
 from flask_jwt_extended import create_access_token
 
 from conftest import ADMIN, ROOT
-from tutorial.live import CONFIG_VARIABLES, LiveServer, flask_cli, run_flask
+from tutorial.live import CONFIG_VARIABLES, LiveServer, flask_cli, post_for_tokens, run_flask
 
 KEY = secrets.token_hex(32)  # 64 hex characters, as the README tells production to use
 
@@ -146,9 +146,9 @@ def test_article_walkthrough_on_a_fresh_database(step, models, database_uri):
     assert "already exists" in flask_cli(step, None, "init-db", env=env)  # twice: nothing duplicated
 
     with LiveServer(step, None, env=env) as server:
-        status, body = server.request("POST", "/login", json_body=ADMIN)
+        status, body, (token, _) = post_for_tokens(server, "/login", ADMIN)  # the token: in the body, or a cookie (step07 on)
         assert (status, body["code"], body["message"], body["userid"]) == (200, 200, "success", 1)
-        headers = {"Authorization": f"Bearer {body['token']}"}
+        headers = {"Authorization": f"Bearer {token}"}
         status, body = server.request("GET", "/users", headers=headers)
         assert (status, body["users"]) == (200, [{"userid": 1, "username": ADMIN["username"]}])
         assert server.request("GET", "/users") == (401, {"code": 203, "message": "missing token"})
@@ -201,8 +201,7 @@ def test_cors_origins_come_from_the_environment(step_package, env, variables, or
 # The article's cookie settings do nothing for header tokens ------------------------------------------
 
 
-@pytest.mark.since("step05_config")
-@pytest.mark.already_holds  # they did nothing before this step either: the test shows it
+@pytest.mark.since("step05_config", until="step06_revoke")  # step07 puts tokens in cookies, where they act
 def test_article_csrf_settings_do_nothing_with_header_tokens(make_app, auth):
     app = make_app(JWT_COOKIE_CSRF_PROTECT=True, JWT_CSRF_CHECK_FORM=True)  # the article's two lines
     assert list(app.config["JWT_TOKEN_LOCATION"]) == ["headers"]  # they act only on tokens sent in cookies

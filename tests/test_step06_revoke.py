@@ -26,7 +26,7 @@ import conftest
 from conftest import ADMIN, TEST_SECRET
 from tcp_proxy import TcpProxy
 from test_bad_input import BODIES, CONTENT_TYPES, LEAKS, authorization_values, forged_tokens, run
-from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, run_flask
+from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, issued_tokens, post_for_tokens, run_flask
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.needs("redis")
@@ -61,8 +61,12 @@ def blocklist(request):
 def login(client):
     response = client.post("/login", json=ADMIN)
     assert response.status_code == 200, response.get_json()
-    body = response.get_json()
-    return {"Authorization": f"Bearer {body['token']}"}, {"Authorization": f"Bearer {body['refresh_token']}"}
+    return tuple({"Authorization": f"Bearer {token}"} for token in tokens_of(response))
+
+
+def tokens_of(response):
+    """(access, refresh) from a /login or /refresh answer: its body (step06), or its cookies (step07 on)."""
+    return issued_tokens(response.get_json(), response.headers.getlist("Set-Cookie"))
 
 
 def answer(response):
@@ -75,7 +79,7 @@ REVOKED = (401, {"code": 211, "message": "token revoked"})
 # Two tokens: a short-lived access token, a long-lived refresh token ----------------------------------
 
 
-@pytest.mark.since("step06_revoke")
+@pytest.mark.since("step06_revoke", until="step06_revoke")  # step07: the tokens are cookies (test_step07_cookies.py)
 @pytest.mark.databases
 def test_login_returns_an_access_token_and_a_refresh_token(app, client):
     body = client.post("/login", json=ADMIN).get_json()
@@ -88,7 +92,7 @@ def test_login_returns_an_access_token_and_a_refresh_token(app, client):
     assert refresh["exp"] - refresh["iat"] == 30 * 24 * 60 * 60  # days
 
 
-@pytest.mark.since("step06_revoke")
+@pytest.mark.since("step06_revoke", until="step06_revoke")  # step07: a new access cookie (test_step07_cookies.py)
 def test_refresh_returns_a_new_access_token(app, client):
     access, refresh = login(client)
     status, body = answer(client.post("/refresh", headers=refresh))
@@ -133,7 +137,7 @@ def test_logout_revokes_the_access_token_it_is_called_with(make_app, blocklist):
     assert answer(client.get("/users", headers=access)) == REVOKED
     assert answer(client.post("/logout", headers=access)) == REVOKED  # once is enough
     # The refresh token was not revoked: it still makes new access tokens, which work.
-    new = client.post("/refresh", headers=refresh).get_json()["token"]
+    new, _ = tokens_of(client.post("/refresh", headers=refresh))
     assert client.get("/users", headers={"Authorization": f"Bearer {new}"}).status_code == 200
 
 
@@ -385,9 +389,9 @@ def test_a_blocklist_in_redis_holds_with_several_workers(step, database_uri, red
 
 
 def login_live(server):
-    status, body = server.request("POST", "/login", json_body=ADMIN)
+    status, body, tokens = post_for_tokens(server, "/login", ADMIN)
     assert status == 200, body
-    return {"Authorization": f"Bearer {body['token']}"}, {"Authorization": f"Bearer {body['refresh_token']}"}
+    return tuple({"Authorization": f"Bearer {token}"} for token in tokens)
 
 
 # Two hosts: one database, one Redis, one secret --------------------------------------------------------
@@ -406,8 +410,8 @@ def test_two_hosts_behind_a_load_balancer(step, database_uri, redis_blocklist):
         access, refresh = login_live(a)
         status, body = b.request("GET", "/users", headers=access)  # issued by a, accepted by b
         assert (status, body["identity"], body["users"][0]["username"]) == (200, ADMIN["username"], ADMIN["username"])
-        status, body = b.request("POST", "/refresh", headers=refresh)  # a's refresh token, used on b
-        renewed = {"Authorization": f"Bearer {body['token']}"}
+        status, body, (token, _) = post_for_tokens(b, "/refresh", headers=refresh)  # a's refresh token, used on b
+        renewed = {"Authorization": f"Bearer {token}"}
         assert status == 200 and a.request("GET", "/users", headers=renewed)[0] == 200  # b's new token, on a
 
         assert other.request("GET", "/users", headers=access) == (401, {"code": 205, "message": "bad token signature"})

@@ -262,3 +262,30 @@ def b64url_encode(data):
     import base64
 
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def issued_tokens(body, set_cookie_headers):
+    """(access, refresh): the tokens a /login or /refresh answer issued, from its JSON body (steps 03-06) or,
+    from step07 on, from its Set-Cookie headers (access_token_cookie, refresh_token_cookie); None if absent."""
+    import http.cookies
+
+    jar = http.cookies.SimpleCookie()
+    for header in set_cookie_headers:
+        jar.load(header)
+    cookie = lambda name: jar[name].value if name in jar and jar[name].value else None  # noqa: E731
+    body = body if isinstance(body, dict) else {}
+    return body.get("token") or cookie("access_token_cookie"), body.get("refresh_token") or cookie("refresh_token_cookie")
+
+
+def post_for_tokens(server, path, json_body=None, headers=None):
+    """POST /login or /refresh on a LiveServer: (status, body, (access, refresh)), wherever the step puts the tokens."""
+    server.wait_until_ready()
+    data = None if json_body is None else json.dumps(json_body).encode()
+    headers = {**({"Content-Type": "application/json"} if data else {}), **(headers or {})}
+    req = urllib.request.Request(server.url + path, data=data, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            body = json.loads(response.read())
+            return response.status, body, issued_tokens(body, response.headers.get_all("Set-Cookie") or [])
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), (None, None)

@@ -1,0 +1,150 @@
+"""Step 07's cookies in a real browser (headless Chromium, as in tests/test_browser.py): the front end in cookie
+mode (frontend/?mode=cookies), and a hostile page (frontend/hostile.html) on another origin that tries POST
+/logout with the visitor's cookies.
+
+Three origins, as a learner would run them: the API on 127.0.0.1:<a>, the front end on 127.0.0.1:<b> (another
+origin, the same *site*: cookies are not kept apart by port), and the hostile page either on 127.0.0.1:<c>
+(same site, another origin: SameSite does not stop it, the CSRF check must) or on localhost:<c> (another site:
+the SameSite=Lax cookies are not sent at all).
+"""
+import json
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from test_browser import PageServer, browser, listed_users, text, visible, wait_for  # noqa: F401 (browser: a fixture)
+from tutorial.live import LiveServer, flask_cli
+
+JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
+CSRF_COOKIES = {"csrf_access_token", "csrf_refresh_token"}
+pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser")]  # as tests/test_browser.py
+
+
+@pytest.fixture
+def site(step, tmp_path, browser):  # noqa: F811 (the fixture imported above)
+    """start(env) -> the API (the step under test), the front end's server, and the hostile page's server."""
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})  # nothing left from the previous test's API
+    started = []
+
+    def start(env=None):
+        page, hostile = PageServer(), PageServer()
+        started.extend([page, hostile])
+        db_file = tmp_path / "app.sqlite"
+        flask_cli(step, db_file, "init-db")
+        api = LiveServer(step, db_file, env={"CORS_ORIGINS": page.origin, **(env or {})})
+        started.append(api)
+        return SimpleNamespace(api=api.wait_until_ready(), page=page, hostile=hostile)
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+def browser_cookies(driver):
+    """Every cookie the browser holds, HttpOnly ones included (what the DevTools show): {(name, path): cookie}."""
+    return {(c["name"], c["path"]): c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]}
+
+
+def log_in(driver, s):
+    driver.get(f"{s.page.origin}/?api={s.api.url}&mode=cookies")
+    wait_for(driver, lambda: text(driver, "api-url") == s.api.url, what="the page's script start")
+    driver.find_element("id", "password").send_keys("123456")
+    driver.find_element("id", "login-button").click()
+    wait_for(driver, lambda: listed_users(driver) == ["1 admin@gmail.com"], what="the users list")
+
+
+def requests_seen(api):
+    """[("GET /users", "200"), ...] from the API's log (werkzeug colours the 4xx lines)."""
+    return re.findall(r'"([A-Z]+ \S+) HTTP/1\.1" (\d{3})', re.sub(r"\x1b\[[0-9;]*m", "", api.output()))
+
+
+def dataset(driver, name):
+    return driver.find_element("tag name", "body").get_attribute(f"data-{name}")
+
+
+@pytest.mark.since("step07_cookies")
+def test_cookie_login_lists_the_users_and_no_script_sees_the_jwt(browser, site):  # noqa: F811
+    s = site()
+    log_in(browser, s)
+    assert text(browser, "identity") == "admin@gmail.com"
+    held = browser_cookies(browser)
+    assert {name for name, _ in held} == JWT_COOKIES | CSRF_COOKIES
+    assert {path for name, path in held if name == "refresh_token_cookie"} == {"/refresh", "/logout"}
+    assert all(c["httpOnly"] is (c["name"] in JWT_COOKIES) and c["sameSite"] == "Lax" for c in held.values())
+    seen = browser.execute_script("return document.cookie")
+    assert "csrf_access_token=" in seen and "csrf_refresh_token=" in seen
+    assert "access_token_cookie" not in seen and "refresh_token_cookie" not in seen and "eyJ" not in seen
+    storage = browser.execute_script("return [JSON.stringify(sessionStorage), localStorage.length]")
+    assert storage == ['{"userid":"1"}', 0]  # no token in storage
+    browser.refresh()  # a reload: the cookies are still there, and still accepted
+    wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list after a reload")
+
+
+@pytest.mark.since("step07_cookies")
+def test_implicit_refresh_is_seen_by_the_page(browser, site):  # noqa: F811
+    s = site(env={"IMPLICIT_REFRESH_WITHIN": "900"})  # as long as the access token lives: every request renews it
+    log_in(browser, s)
+    before = browser_cookies(browser)[("access_token_cookie", "/")]["value"]
+    renewals = int(dataset(browser, "renewals") or 0)
+    browser.find_element("id", "reload-users").click()
+    wait_for(browser, lambda: int(dataset(browser, "renewals") or 0) > renewals, what="a renewed access cookie")
+    assert browser_cookies(browser)[("access_token_cookie", "/")]["value"] != before
+    assert "(implicit refresh)" in text(browser, "message")
+    assert "POST /refresh" not in s.api.output()  # nobody called /refresh: the answer to GET /users carried it
+
+
+@pytest.mark.since("step07_cookies")
+def test_an_expired_access_cookie_is_renewed_through_refresh(browser, site):  # noqa: F811
+    s = site(env={"JWT_ACCESS_TOKEN_EXPIRES": "2", "IMPLICIT_REFRESH_WITHIN": "0"})
+    log_in(browser, s)
+    browser.execute_script("return new Promise((done) => setTimeout(done, 2500))")  # the access token expires
+    browser.find_element("id", "reload-users").click()
+    wait_for(browser, lambda: dataset(browser, "refreshed") == "1", what="POST /refresh")
+    wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list")
+    seen = requests_seen(s.api)
+    assert ("GET /users", "401") in seen and ("POST /refresh", "200") in seen, seen
+
+
+@pytest.mark.since("step07_cookies")
+def test_logout_clears_every_cookie(browser, site):  # noqa: F811
+    s = site()
+    log_in(browser, s)
+    browser.find_element("id", "logout").click()
+    wait_for(browser, lambda: dataset(browser, "logout") == "done", what="the answer to POST /logout")
+    assert text(browser, "message") == "Logged out: the server revoked both tokens and removed the cookies."
+    assert browser_cookies(browser) == {} and browser.execute_script("return document.cookie") == ""
+    assert visible(browser, "login") and ("POST /logout", "200") in requests_seen(s.api)
+
+
+# The attack -------------------------------------------------------------------------------------------
+
+ATTACKS = [  # (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
+    pytest.param("localhost", "on", {"code": 203, "message": "missing token"}, id="another-site-SameSite-stops-it"),
+    pytest.param("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}, id="same-site-CSRF-check-stops-it"),
+    pytest.param("127.0.0.1", "off", {"code": 200, "message": "logged out"}, id="same-site-csrf-off-THE-WRONG-WAY-succeeds"),
+    pytest.param("localhost", "off", {"code": 203, "message": "missing token"}, id="another-site-csrf-off-SameSite-still-stops-it"),
+]
+
+
+@pytest.mark.since("step07_cookies")
+@pytest.mark.parametrize("attack", ["form", "fetch"])
+@pytest.mark.parametrize("host, protection, form_answer", ATTACKS)
+def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, attack, host, protection, form_answer):  # noqa: F811
+    s = site(env={"JWT_COOKIE_CSRF_PROTECT": "true" if protection == "on" else "false"})
+    log_in(browser, s)
+    browser.get(f"http://{host}:{s.hostile.port}/hostile.html?api={s.api.url}&attack={attack}")
+    if attack == "form":  # the tab has navigated to the API's answer
+        wait_for(browser, lambda: browser.current_url.startswith(s.api.url), what="the form's POST")
+        assert json.loads(browser.find_element("tag name", "body").text) == form_answer
+    else:  # fetch: the answer is hidden from the page (CORS), the API's log says what happened
+        wait_for(browser, lambda: dataset(browser, "sent") == "yes", what="the fetch")
+        wait_for(browser, lambda: "POST /logout" in s.api.output(), what="the fetch reaching the API")
+    succeeded = form_answer["code"] == 200
+    assert [r for r in requests_seen(s.api) if r[0] == "POST /logout"] == [("POST /logout", "200" if succeeded else "401")]
+    # The visitor's own tab: still logged in, unless the attack worked.
+    browser.get(f"{s.page.origin}/?api={s.api.url}&mode=cookies")
+    if succeeded:
+        assert {name for name, _ in browser_cookies(browser)} == set()  # logged out by another page
+    else:
+        wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the visitor's session")
