@@ -196,6 +196,7 @@ def probes(document, headers):
         if body:
             for why, kwargs in {
                 "not a JSON object": {"json": []},
+                "JSON false": {"json": False},  # reqparse (steps 02-03) cannot read it: a 500
                 "empty object": {"json": {}},
                 "broken JSON": {"data": "{", "content_type": "application/json"},
                 "not JSON": {"data": "username=a", "content_type": "application/x-www-form-urlencoded"},
