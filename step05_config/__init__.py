@@ -6,7 +6,7 @@ from flask_jwt_extended import JWTManager
 from .config import check_config, load_config
 from .errors import Api, register_token_errors
 from .models import create_user_command, db, init_db_command, load_user
-from .resources import Hello, Login, Users
+from .resources import Hello, Login, OpenAPI, Users
 
 
 def create_app(test_config=None):
@@ -16,7 +16,8 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     check_config(app)
 
-    CORS(app)  # the article's front end is served from another origin
+    # The article's front end is served from another origin; it may read these two headers of an answer.
+    CORS(app, expose_headers=["WWW-Authenticate", "Retry-After"])
     db.init_app(app)
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     jwt.user_lookup_loader(load_user)  # a token dies with its user: deleted or made inactive
@@ -28,4 +29,5 @@ def create_app(test_config=None):
     api.add_resource(Hello, "/hello")
     api.add_resource(Login, "/login")
     api.add_resource(Users, "/users")
+    api.add_resource(OpenAPI, "/openapi.json")  # the contract this app keeps (openapi.json)
     return app

@@ -7,7 +7,7 @@ from .blocklist import init_blocklist
 from .config import check_config, load_config
 from .errors import Api, register_token_errors
 from .models import create_user_command, db, init_db_command, load_user
-from .resources import Hello, Login, Logout, Refresh, Users
+from .resources import Hello, Login, Logout, OpenAPI, Refresh, Users
 
 
 def create_app(test_config=None):
@@ -17,7 +17,8 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     check_config(app)
 
-    CORS(app)  # the article's front end is served from another origin
+    # The article's front end is served from another origin; it may read these two headers of an answer.
+    CORS(app, expose_headers=["WWW-Authenticate", "Retry-After"])
     db.init_app(app)
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     jwt.user_lookup_loader(load_user)  # a token dies with its user: deleted or made inactive
@@ -32,4 +33,5 @@ def create_app(test_config=None):
     api.add_resource(Users, "/users")
     api.add_resource(Refresh, "/refresh")
     api.add_resource(Logout, "/logout")
+    api.add_resource(OpenAPI, "/openapi.json")  # the contract this app keeps (openapi.json)
     return app

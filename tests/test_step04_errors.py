@@ -265,3 +265,55 @@ def test_article_callback_returning_jsonify_alone_answers_200(app):
 
     response = app.test_client().get("/users", headers=bearer(access_token(app, expires_delta=timedelta(seconds=-1))))
     assert (response.status_code, response.get_json()) == (200, {"code": 201, "message": "token expired"})
+
+
+# HTTP as the RFCs say: an error keeps the headers its status requires (issue 15) -------------------
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "POST"])
+def test_an_unlisted_method_answers_405_with_allow(make_app, method):
+    response = make_app(**PRODUCTION).test_client().open("/users", method=method)
+    assert (response.status_code, response.get_json()["code"]) == (405, 405)  # the envelope (step 03 had no code) ...
+    assert "GET" in {m.strip() for m in response.headers["Allow"].split(",")}  # ... and Allow (RFC 9110 §15.5.6: MUST)
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.parametrize("problem", TOKEN_PROBLEMS)
+def test_every_token_401_carries_a_bearer_challenge(make_app, problem):
+    app = make_app(**PRODUCTION)
+    headers, code, message = TOKEN_PROBLEMS[problem]
+    response = app.test_client().get("/users", headers=headers(app))
+    # RFC 6750 §3.1: no token sent, no error code; a token that cannot be used, invalid_token and why.
+    challenge = "Bearer" if code == 203 else f'Bearer error="invalid_token", error_description="{message}"'
+    assert (response.status_code, response.get_json()["code"], response.headers.get("WWW-Authenticate")) == (
+        401, code, challenge)
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.parametrize("password", ["654321", None], ids=["wrong password", "no such user"])
+def test_a_refused_login_carries_a_bearer_challenge(client, password):
+    body = {"username": ADMIN["username"], "password": password} if password else {"username": "nobody", "password": "x"}
+    response = client.post("/login", json=body)
+    assert (response.status_code, response.headers.get("WWW-Authenticate")) == (401, "Bearer")
+
+
+@pytest.mark.since("step04_errors")
+def test_an_error_keeps_its_retry_after(make_app, models, monkeypatch, auth):
+    from werkzeug.exceptions import ServiceUnavailable
+
+    def busy(cls):
+        raise ServiceUnavailable("busy", retry_after=30)  # as a rate limiter's 429 or a maintenance 503 would
+
+    monkeypatch.setattr(models.User, "get_users", classmethod(busy))
+    response = make_app(**PRODUCTION).test_client().get("/users", headers=auth)
+    assert (response.status_code, response.get_json(), response.headers.get("Retry-After")) == (
+        503, {"code": 503, "message": "busy"}, "30")
+
+
+@pytest.mark.since("step04_errors")
+def test_a_front_end_on_another_origin_may_read_the_challenge(client):
+    response = client.get("/users", headers={"Origin": "http://localhost:8000"})  # frontend/'s origin
+    exposed = {h.strip().lower() for h in response.headers.get("Access-Control-Expose-Headers", "").split(",")}
+    assert response.headers.get("Access-Control-Allow-Origin") in ("http://localhost:8000", "*")
+    assert {"www-authenticate", "retry-after"} <= exposed

@@ -1,0 +1,45 @@
+"""Schemathesis hooks (SCHEMATHESIS_HOOKS=schemathesis_hooks): real tokens, from a real login, for every case.
+
+Each operation gets the token its document asks for (accessToken or refreshToken). POST /logout revokes the token
+it is sent, so it always gets one of its own, fresh from POST /login: the shared tokens stay valid for the rest of
+the run. TUTORIAL_API_URL is the server's address; the article's user is admin@gmail.com / 123456.
+"""
+import json
+import os
+import urllib.request
+from http.cookies import SimpleCookie
+
+import schemathesis
+
+ADMIN = {"username": "admin@gmail.com", "password": "123456"}
+
+
+def login_tokens():
+    """{"access": ..., "refresh": ...} from POST /login: the body's token and refresh_token when it has them,
+    else the access_token_cookie and refresh_token_cookie it sets (step07 on)."""
+    request = urllib.request.Request(os.environ["TUTORIAL_API_URL"] + "/login", data=json.dumps(ADMIN).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = json.loads(response.read())
+        cookies = SimpleCookie()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            cookies.load(header)
+    cookie = lambda name: cookies[name].value if name in cookies else None  # noqa: E731
+    return {"access": body.get("token") or cookie("access_token_cookie"),
+            "refresh": body.get("refresh_token") or cookie("refresh_token_cookie")}
+
+
+@schemathesis.auth(refresh_interval=3600)  # one login for the whole run; /logout logs in again each time
+class Tokens:
+    def get(self, case, ctx):
+        return login_tokens()
+
+    def set(self, case, tokens, ctx):
+        requirements = case.operation.definition.raw.get("security", [])
+        names = {name for requirement in requirements for name in requirement}
+        if not names:
+            return  # /hello, /login: no token
+        if case.operation.path == "/logout":
+            tokens = login_tokens()  # a token nothing else uses: revoking it spoils nothing
+        token = tokens["refresh"] if names == {"refreshToken"} else tokens["access"]
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
