@@ -8,7 +8,7 @@ from .config import check_config, load_config
 from .cookies import init_cookies
 from .errors import Api, register_token_errors
 from .models import create_user_command, db, init_db_command, load_user
-from .resources import Hello, Login, Logout, Refresh, Users
+from .resources import Hello, Login, Logout, OpenAPI, Refresh, Users
 
 
 def create_app(test_config=None):
@@ -18,7 +18,8 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     check_config(app)
 
-    CORS(app, supports_credentials=True, expose_headers=["X-CSRF-TOKEN"])  # with cookies: only CORS_ORIGINS, never "*"
+    # Cookies need credentials, so only CORS_ORIGINS, never "*"; a front end may read these three headers.
+    CORS(app, supports_credentials=True, expose_headers=["X-CSRF-TOKEN", "WWW-Authenticate", "Retry-After"])
     db.init_app(app)
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     jwt.user_lookup_loader(load_user)  # a token dies with its user: deleted or made inactive
@@ -34,4 +35,5 @@ def create_app(test_config=None):
     api.add_resource(Users, "/users")
     api.add_resource(Refresh, "/refresh")
     api.add_resource(Logout, "/logout")
+    api.add_resource(OpenAPI, "/openapi.json")  # the contract this app keeps (openapi.json)
     return app

@@ -28,9 +28,11 @@ class RedisBlocklist:
     """One key per revoked token, <BLOCKLIST_PREFIX><jti>, which Redis deletes when the token expires."""
 
     def __init__(self, url, prefix):
-        # Redis answers in well under a millisecond: wait 1 s at most, and retry once at once (a pooled
-        # connection that Redis closed is replaced). redis-py's default retries 3 times with back-off.
-        self.redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1))
+        # Redis answers in well under a millisecond: wait 1 s at most for an answer, and retry once at once (a
+        # pooled connection that Redis closed is replaced). redis-py's default retries 3 times with back-off.
+        # Connecting takes a millisecond too; 0.25 s at most, because Windows does not refuse a connection to a
+        # closed port at once: it tries again for about 2 s, and every request would wait that long for its 503.
+        self.redis = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 1))
         self.prefix = prefix
 
     def revoke(self, jti, seconds):
