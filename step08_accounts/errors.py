@@ -5,11 +5,10 @@ import time
 import flask_restful
 from flask import current_app
 from flask_jwt_extended.exceptions import JWTExtendedException, WrongTokenError
-from flask_limiter.errors import RateLimitExceeded
 from limits.errors import StorageError
 from jwt.exceptions import InvalidAlgorithmError, InvalidSignatureError, PyJWTError
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, TooManyRequests
 
 
 class Api(flask_restful.Api):
@@ -20,8 +19,8 @@ class Api(flask_restful.Api):
             # Not flask-restful's business: re-raised, it goes on to Flask, where flask-jwt-extended's
             # handlers answer it. Without this, flask-restful answers 500 (flask-restful #796).
             raise e
-        if isinstance(e, RateLimitExceeded):  # limits.py: too many failed logins, answered before any hash
-            return self.make_response(*too_many_attempts())
+        if isinstance(e, TooManyAttempts):  # limits.py: too many failed logins, answered before any hash
+            return self.make_response(*e.answer())
         if isinstance(e, StorageError):  # Redis unreachable: refuse the login rather than count nothing (fail closed)
             current_app.logger.warning("login limiter unavailable: %s", e)
             return self.make_response({"code": 503, "message": "login limiter unavailable"}, 503)
@@ -41,11 +40,17 @@ class TokenEnded(JWTExtendedException):
     """A token made before its user's last password change (models.load_user)."""
 
 
-def too_many_attempts():
-    """429, with Retry-After: the seconds until the limit that was reached lets this client try again."""
-    limit = current_app.extensions["login_limiter"].current_limit
-    seconds = max(1, math.ceil(limit.reset_at - time.time()))
-    return {"code": 222, "message": "too many login attempts", "retry_after": seconds}, 429, {"Retry-After": str(seconds)}
+class TooManyAttempts(TooManyRequests):
+    """A login limit is reached (limits.py) until `until` (a time.time() value)."""
+
+    def __init__(self, until):
+        super().__init__()
+        self.until = until
+
+    def answer(self):
+        """429, with Retry-After: the seconds until the limit that was reached lets this client try again."""
+        seconds = max(1, math.ceil(self.until - time.time()))
+        return {"code": 222, "message": "too many login attempts", "retry_after": seconds}, 429, {"Retry-After": str(seconds)}
 
 
 def register_token_errors(app, jwt):

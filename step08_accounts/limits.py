@@ -5,11 +5,15 @@ LOGIN_LIMIT per username and client address, LOGIN_LIMIT_PER_ADDRESS per client 
 address). Like step06's blocklist they live in Redis, shared by every worker and host; in this process's memory
 (BLOCKLIST=memory) each gunicorn worker counts on its own, so a client gets `workers x LOGIN_LIMIT` tries.
 """
+import time
 from contextlib import contextmanager
 
 from flask import current_app, request
 from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .errors import TooManyAttempts
 
 
 def client_address():
@@ -42,6 +46,7 @@ def init_login_limits(app):
     ]
     app.extensions["login_limiter"] = limiter
     app.extensions["login_limits"] = limits
+    app.extensions["login_windows_full"] = {}
     trust_proxies(app)
 
 
@@ -55,8 +60,27 @@ def trust_proxies(app):
 
 @contextmanager
 def login_attempts():
-    """Around the password check: 429 (RateLimitExceeded) at once if this username and address, or this address,
+    """Around the password check: 429 (TooManyAttempts) at once if this username and address, or this address,
     failed too often; otherwise the check runs, and a 401 answer counts one more failure in each (`failed`)."""
     per_user, per_address = current_app.extensions["login_limits"]
-    with per_user, per_address:
+    with known_full(username_and_address()), per_user:  # Flask-Limiter tests each limit as its `with` begins
+        with known_full(client_address()), per_address:
+            yield
+
+
+@contextmanager
+def known_full(key):
+    """A fixed window that is full stays full until it ends: each process remembers that, and refuses a flood's
+    next attempts without asking Redis again (the window ends at the same instant for every worker and host)."""
+    full = current_app.extensions["login_windows_full"]  # key -> when its window ends (time.time())
+    if full.get(key, 0) > time.time():
+        raise TooManyAttempts(full[key])
+    try:
         yield
+    except RateLimitExceeded:
+        now = time.time()
+        if len(full) > 10_000:  # forget the windows that ended: the dict does not grow without bound
+            for stale in [k for k, until in full.items() if until <= now]:
+                del full[stale]
+        full[key] = current_app.extensions["login_limiter"].current_limit.reset_at
+        raise TooManyAttempts(full[key]) from None
