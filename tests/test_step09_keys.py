@@ -422,7 +422,10 @@ def test_the_readme_walkthrough_with_two_services(step, database_uri, tmp_path):
                 text = text.replace("uv run flask", f"{sys.executable} -m flask")
                 script.append(f"{{ {text}\n}} >{outputs}/{number}.out 2>&1 </dev/null; echo $? >{outputs}/{number}.rc")
             subprocess.run(["bash", "-c", "\n".join(script)], cwd=ROOT, env=clean_env(env), timeout=120, check=True)
+    differences = []
     for number, command in enumerate(block.commands):
         actual = (outputs / f"{number}.out").read_text().replace(login.url, "http://127.0.0.1:5000").replace(reports.url, "http://127.0.0.1:5001")
-        assert (outputs / f"{number}.rc").read_text().strip() == "0", (command.text, actual)
-        assert comparable(actual, keys_dir) == comparable("\n".join(command.output), keys_dir), (command.text, actual)
+        status = (outputs / f"{number}.rc").read_text().strip()
+        if status != "0" or comparable(actual, keys_dir) != comparable("\n".join(command.output), keys_dir):
+            differences.append(f"$ {command.text}\n(exit status {status})\n{actual}")
+    assert not differences, "the README's walk-through differs from what ran:\n" + "\n".join(differences)
