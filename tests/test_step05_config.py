@@ -101,7 +101,7 @@ def test_flask_config_chooses_the_variant(step_package, env, name, testing):
     assert (app.config["CONFIG_NAME"], app.testing, app.debug) == (name, testing, False)
 
 
-@pytest.mark.since("step05_config")
+@pytest.mark.since("step05_config", until="step08_accounts")  # step09 signs with key pairs: the secret signs nothing
 def test_development_without_a_key_warns_and_uses_the_placeholder(step_package, env, caplog):
     app = step_package.create_app()
     assert app.config["JWT_SECRET_KEY"] == step_package.config.DEV_SECRET_KEY
