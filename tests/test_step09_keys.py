@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import jwt
