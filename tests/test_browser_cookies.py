@@ -28,7 +28,7 @@ def site(step, tmp_path, browser):  # noqa: F811 (the fixture imported above)
     started = []
 
     def start(env=None):
-        page, hostile = PageServer(), PageServer()
+        page, hostile = PageServer(log=tmp_path / "page.log"), PageServer(log=tmp_path / "hostile.log")
         started.extend([page, hostile])
         db_file = tmp_path / "app.sqlite"
         flask_cli(step, db_file, "init-db")

@@ -55,7 +55,7 @@ def test_schemathesis_finds_nothing(step, server, tmp_path):
         [sys.executable, "-m", "schemathesis.cli", "run", server.url + "/openapi.json", "--checks", "all",
          "--max-examples", EXAMPLES, "--seed", SEED, "--generation-database", "none", "--workers", "1",
          "--no-color", "--request-timeout", "10", "--suppress-health-check", "all"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600,
     )
     output = done.stdout + done.stderr
     cases = re.search(r"(\d+) generated", output)

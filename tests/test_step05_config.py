@@ -202,6 +202,7 @@ def test_cors_origins_come_from_the_environment(step_package, env, variables, or
 
 
 @pytest.mark.since("step05_config", until="step06_revoke")  # step07 puts tokens in cookies, where they act
+@pytest.mark.already_holds  # they did nothing before this step either: the test shows it
 def test_article_csrf_settings_do_nothing_with_header_tokens(make_app, auth):
     app = make_app(JWT_COOKIE_CSRF_PROTECT=True, JWT_CSRF_CHECK_FORM=True)  # the article's two lines
     assert list(app.config["JWT_TOKEN_LOCATION"]) == ["headers"]  # they act only on tokens sent in cookies

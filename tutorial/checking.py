@@ -26,7 +26,7 @@ problem = None
 try:
     package = importlib.import_module(name)
     for module in sorted((folder / name).glob("*.py")):
-        if module.stem != "__init__":
+        if module.stem != "__init__" and "." not in module.stem:  # gunicorn.conf.py is gunicorn's file, not a module
             importlib.import_module(f"{name}.{module.stem}")
     if not callable(getattr(package, "create_app", None)):
         problem = {"file": str(folder / name / "__init__.py"), "line": None,
