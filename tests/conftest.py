@@ -47,7 +47,7 @@ DATABASES = ["sqlite"] + ([db_servers.backend(url) for url in db_servers.SERVER_
 def pytest_configure(config):
     summary_lines(config)  # the summary plugin, also in xdist's controller, where the lines are printed
     config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
-    config.addinivalue_line("markers", "databases(servers_only=False): run on every configured database")
+    config.addinivalue_line("markers", "databases(servers_only=False, later_steps_on_one=False): run on every configured database")
     config.addinivalue_line("markers", "already_holds: a test the step introduces for a behaviour its start copy already has")
 
 
@@ -90,13 +90,24 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_generate_tests(metafunc):
-    marker = metafunc.definition.get_closest_marker("since")
-    if marker:
-        first, until = marker.args[0], marker.kwargs.get("until", STEPS[-1])
-        metafunc.parametrize("step", [s for s in STEPS if first <= s <= until])
+    since = metafunc.definition.get_closest_marker("since")
+    steps = []
+    if since:
+        first, until = since.args[0], since.kwargs.get("until", STEPS[-1])
+        steps = [s for s in STEPS if first <= s <= until]
     marker = metafunc.definition.get_closest_marker("databases")
+    names = (DATABASES[1:] if marker.kwargs.get("servers_only") else DATABASES) if marker else None
+    if marker and steps and marker.kwargs.get("later_steps_on_one"):
+        # The first step runs on every database; each later step on one, taken in turn from those configured,
+        # so that every server still sees later steps without repeating the whole test on each of them.
+        real = ["sqlite", *(db_servers.backend(url) for url in db_servers.SERVER_URLS)]
+        cases = [pytest.param(steps[0], *n.values, marks=n.marks) if hasattr(n, "marks") else (steps[0], n) for n in names]
+        cases += [(s, real[(i + 1) % len(real)]) for i, s in enumerate(steps[1:])]
+        metafunc.parametrize(("step", "database"), cases, indirect=["database"])
+        return
+    if steps:
+        metafunc.parametrize("step", steps)
     if marker:
-        names = DATABASES[1:] if marker.kwargs.get("servers_only") else DATABASES
         metafunc.parametrize("database", names, indirect=True)
 
 

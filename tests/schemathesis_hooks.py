@@ -41,5 +41,5 @@ class Tokens:
             return  # /hello, /login: no token
         if case.operation.path == "/logout":
             tokens = login_tokens()  # a token nothing else uses: revoking it spoils nothing
-        token = tokens["refresh"] if names == {"refreshToken"} else tokens["access"]
+        token = tokens["refresh"] if "refreshToken" in names and "accessToken" not in names else tokens["access"]
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}

@@ -15,6 +15,9 @@ import pytest
 
 from tutorial.steps import ROOT, reference_steps
 
+# One worker takes every diagram: the module fixture starts Chromium once, not once per xdist worker.
+pytestmark = pytest.mark.xdist_group("diagrams")
+
 SKIP_DIRS = {"node_modules", "workspace", "instance", ".venv", ".git"}
 MERMAID = re.compile(r"^```mermaid\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 

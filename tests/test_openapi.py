@@ -39,6 +39,7 @@ PRODUCTION = {"TESTING": False, "DEBUG": False}
 FAST = "pbkdf2:sha256:1"  # the probes' users: the real code path, without the slow hash
 INACTIVE, GHOST = "inactive@gmail.com", "ghost@gmail.com"  # the document's "inactive user" example; a deleted user
 METHODS = ("get", "post", "put", "patch", "delete")
+GOOD = {"accessToken": "access", "refreshToken": "refresh", "accessCookie": "access cookie", "refreshCookie": "refresh cookie"}
 
 
 def load_document(step_package):
@@ -169,6 +170,13 @@ def tokens(app, models):
     headers = {name: {"Authorization": f"Bearer {token}"} for name, token in made.items()}
     headers["none"] = {}
     headers["another scheme"] = {"Authorization": "JWT abc"}
+    if "cookies" in app.config.get("JWT_TOKEN_LOCATION", ()):  # step07 on: the same tokens as cookies, with or without CSRF
+        for kind in ("access", "refresh"):
+            cookie = f"{app.config[f'JWT_{kind.upper()}_COOKIE_NAME']}={made[kind]}"
+            csrf = jwt.decode(made[kind], key, algorithms=["HS256"])["csrf"]
+            headers[f"{kind} cookie"] = {"Cookie": cookie, "X-CSRF-TOKEN": csrf}
+            headers[f"{kind} cookie, no CSRF"] = {"Cookie": cookie}  # 212
+            headers[f"{kind} cookie, wrong CSRF"] = {"Cookie": cookie, "X-CSRF-TOKEN": "not-" + csrf}  # 213
     if "/logout" in {rule.rule for rule in app.url_map.iter_rules()}:
         for kind in ("access", "refresh"):  # log these two out: from now on they are revoked
             with app.app_context():
@@ -181,13 +189,10 @@ def tokens(app, models):
 def probes(document, headers):
     """(app name, method, path, request keyword arguments, why) for every request worth sending."""
     for (path, method), op in operations(document).items():
-        body = op.get("requestBody")
-        examples = []
-        if body:
-            media = resolve(document, body, "")[0]["content"]["application/json"]
-            examples = [example["value"] for example in media.get("examples", {}).values()]
-        good = [{}] if not op.get("security") else [
-            headers["refresh" if "refreshToken" in requirement else "access"] for requirement in op["security"]]
+        content = resolve(document, op["requestBody"], "")[0]["content"] if "requestBody" in op else {}
+        body = content.get("application/json")
+        examples = [example["value"] for example in body.get("examples", {}).values()] if body else []
+        good = [{}] if not op.get("security") else [headers[GOOD[name]] for requirement in op["security"] for name in requirement]
         first = {"json": examples[0]} if examples else {}
         for name, auth in ([("good token", h) for h in good] + list(headers.items()) if op.get("security") else [("", {})]):
             yield "up", method, path, {"headers": auth, **first}, name or "no token needed"
@@ -204,6 +209,11 @@ def probes(document, headers):
                 "not a string": {"json": {"username": 123, "password": ["x"]}},
             }.items():
                 yield "up", method, path, {"headers": good[0], **kwargs}, why
+        if "application/x-www-form-urlencoded" in content:  # the CSRF value as a form's csrf_token field, not a header
+            for auth in good:
+                if "X-CSRF-TOKEN" in auth:
+                    yield "up", method, path, {"headers": {"Cookie": auth["Cookie"]},
+                                               "data": {"csrf_token": auth["X-CSRF-TOKEN"]}}, "CSRF form field"
         for down in ("database down", "blocklist down"):
             yield down, method, path, {"headers": good[0], **first}, down
     for path, item in document["paths"].items():
@@ -240,7 +250,8 @@ def answers(step, apps, models, document):
     headers = tokens(apps["up"], models)
     seen = {}
     for app_name, method, path, kwargs, why in probes(document, headers):
-        response = apps[app_name].test_client().open(path, method=method, **kwargs)
+        client = apps[app_name].test_client(use_cookies=False)  # a jar would replace the probes' Cookie headers
+        response = client.open(path, method=method, **kwargs)
         where = f"{step}: {method} {path} ({why}) -> {response.status_code}"
         item = document["paths"].get(path)
         if why in ("MethodNotAllowed", "NotFound"):

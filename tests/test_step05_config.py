@@ -135,7 +135,7 @@ def test_production_server_uses_the_database_and_key_from_the_environment(step, 
 
 
 @pytest.mark.since("step05_config")
-@pytest.mark.databases
+@pytest.mark.databases(later_steps_on_one=True)  # the URI is step05's concept; later steps' models: test_step02_db.py
 def test_article_walkthrough_on_a_fresh_database(step, models, database_uri):
     """SQLALCHEMY_DATABASE_URI is all that changes between SQLite, MariaDB/MySQL and PostgreSQL."""
     engine = sqlalchemy.create_engine(database_uri)
