@@ -69,6 +69,13 @@ def _chromium():
     return browser, _which("chromedriver", variable="CHROMEDRIVER")
 
 
+def _mermaid():
+    node = _which("node")
+    if not (ROOT / "node_modules" / "@mermaid-js" / "mermaid-cli").is_dir():
+        raise Missing("node_modules/@mermaid-js/mermaid-cli is missing")
+    return node, _which("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", variable="CHROMIUM")
+
+
 def _bash():
     bash = _which("bash")
     if os.name == "nt" and "system32" in bash.lower():  # WSL's bash.exe runs in another system, not this one
@@ -101,6 +108,9 @@ NEEDS = {
     "newman": Need("Node.js and newman", "install Node.js 18 or newer, then run `npm ci` in the repository root", _newman),
     "chromium": Need("Chromium and chromedriver",
                      "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER to the programs", _chromium),
+    "mermaid": Need("Node.js, mermaid-cli and Chromium",
+                    "Node.js 18 or newer and `npm ci` (mermaid-cli), and Chromium (apt-get install chromium, or set CHROMIUM)",
+                    _mermaid),
     "bash": Need("bash and curl", "Linux or macOS; on Windows, Git Bash (its bash and curl on PATH)", _bash),
     "pty": Need("a Unix terminal (pty)", "Linux or macOS: these blocks run in a pseudo-terminal", _pty),
 }
