@@ -152,8 +152,8 @@ async function loadUsers(retried = false) {
     const refreshed = await call("POST", "/refresh");
     if (refreshed.status === 200) {
       document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+      say("The access cookie had expired: POST /refresh gave a new one.");  // before the retry: its failure, if any, has the last word
       await loadUsers(true);
-      say("The access cookie had expired: POST /refresh gave a new one.");
       return;
     }
   }

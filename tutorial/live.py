@@ -28,6 +28,11 @@ CONFIG_VARIABLES = (
 )
 # Read from step06 on: the refresh token's lifetime, the clock leeway, the blocklist; and gunicorn's own two.
 REVOKE_VARIABLES = ("JWT_REFRESH_TOKEN_EXPIRES", "JWT_DECODE_LEEWAY", "REDIS_URL", "BLOCKLIST", "BLOCKLIST_PREFIX")
+# Read from step07 on: the cookies' attributes, their CSRF check, the implicit refresh.
+COOKIE_VARIABLES = (
+    "JWT_COOKIE_SECURE", "JWT_COOKIE_SAMESITE", "JWT_COOKIE_DOMAIN", "JWT_COOKIE_CSRF_PROTECT", "JWT_CSRF_IN_COOKIES",
+    "IMPLICIT_REFRESH_WITHIN",
+)
 GUNICORN_VARIABLES = ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
 
 
@@ -46,7 +51,8 @@ def flask_command(step, db_file, *args, config=None):
 
 def clean_env(env=None, dotenv=False):
     """os.environ without the learner's settings, plus `env`; a .env file is read only if `dotenv`."""
-    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES + REVOKE_VARIABLES + GUNICORN_VARIABLES}
+    learners = CONFIG_VARIABLES + REVOKE_VARIABLES + COOKIE_VARIABLES + GUNICORN_VARIABLES
+    clean = {k: v for k, v in os.environ.items() if k not in learners}
     clean["PYTHONIOENCODING"] = "utf-8"  # what the child prints is read as UTF-8, also on Windows (cp1252, GBK)
     if os.environ.get("PYTHONWARNDEFAULTENCODING"):  # CI: our code's EncodingWarning is an error in children too
         clean["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *_encoding_errors()]))
