@@ -16,7 +16,7 @@ import needs
 
 from tutorial.steps import ROOT, reference_steps
 
-# One worker takes every diagram: the module fixture starts Chromium once, not once per xdist worker.
+# One worker takes every diagram (--dist loadgroup), and its session fixture renders them all in one Chromium.
 pytestmark = pytest.mark.xdist_group("diagrams")
 
 SKIP_DIRS = {"node_modules", "workspace", "instance", ".venv", ".git"}
@@ -40,7 +40,7 @@ def diagrams():
 DIAGRAMS = diagrams()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rendered():
     node, chromium = needs.found("mermaid")  # skipped where missing, failed under CI (tests/needs.py)
     listing = [{"id": key, "text": text} for key, text in DIAGRAMS.items()]
