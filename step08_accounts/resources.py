@@ -140,6 +140,9 @@ class Users(Resource):
         return {"code": 200, "message": "success", "userid": user.id}, 201
 
 
+MAX_ID = 2**31 - 1  # the largest id an INTEGER column holds in MySQL and PostgreSQL
+
+
 def account(user):
     return {"userid": user.id, "username": user.username, "active": user.active, "role": user.role}
 
@@ -157,7 +160,8 @@ class UserAdmin(Resource):
             abort(400, message="active must be true or false")
         if "role" in changes and changes["role"] not in ROLES:
             abort(400, message="role must be user or admin")
-        user = db.session.get(User, userid)
+        # /users/99999999999 is a path Flask's int converter accepts, but no database's integer column holds it.
+        user = db.session.get(User, userid) if userid <= MAX_ID else None
         if user is None:
             return {"code": 225, "message": "user not found"}, 404
         if user.id == current_user.id:  # or the last admin could lock everyone out of the admin API
@@ -176,15 +180,15 @@ class FreshLogin(Resource):
         password = text_field(body, "password", "密码不能为空")
         with login_attempts():  # the same limits as /login: the same password guessing
             user_exists, password_correct, user = User.authenticate(username, password)
-        if not user_exists:
-            return {"code": 201, "message": "user not exist"}, 401, CHALLENGE
+        if not user_exists:  # the same answers as POST /login
+            return {"code": 201, "message": "user not exist", "userid": None}, 401, CHALLENGE
         if not password_correct:
-            return {"code": 202, "message": "wrong password"}, 401, CHALLENGE
+            return {"code": 202, "message": "wrong password", "userid": None}, 401, CHALLENGE
         if not user.active:
-            return {"code": 208, "message": "user inactive"}, 403
+            return {"code": 208, "message": "user inactive", "userid": None}, 403
         token = create_access_token(identity=user.username, fresh=True, additional_claims=account_claims(user))
         after_this_request(lambda response: set_access_cookies(response, token) or response)
-        return {"code": 200, "message": "success", **csrf_tokens_for_body(access_token=token)}
+        return {"code": 200, "message": "success", "userid": user.id, **csrf_tokens_for_body(access_token=token)}
 
 
 class Password(Resource):

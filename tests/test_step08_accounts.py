@@ -171,6 +171,7 @@ def test_deactivating_ends_the_users_tokens_at_once_and_restoring_lets_it_log_in
 @pytest.mark.since("step08_accounts")
 @pytest.mark.parametrize("path, body, expected", [
     ("/users/999", {"active": False}, (404, {"code": 225, "message": "user not found"})),
+    ("/users/99999999999999999999", {"active": False}, (404, {"code": 225, "message": "user not found"})),
     ("/users/1", {"active": False}, (403, {"code": 227, "message": "an admin cannot deactivate or demote themselves"})),
     ("/users/2", {"active": "no"}, (400, {"code": 400, "message": "active must be true or false"})),
     ("/users/2", {"role": "owner"}, (400, {"code": 400, "message": "role must be user or admin"})),
@@ -196,7 +197,7 @@ def test_a_refreshed_token_is_refused_for_sensitive_changes_and_a_fresh_one_acce
     assert client.get("/users", headers=stale).status_code == 200  # good enough for everything else
 
     response = client.post("/fresh-login", json=ADMIN)
-    assert answer(response) == (200, {"code": 200, "message": "success"})  # no token in the body, as for /login
+    assert answer(response) == (200, {"code": 200, "message": "success", "userid": 1})  # as /login answers: no token
     fresh, refresh_cookie = tokens_from(response)
     assert refresh_cookie is None  # an access token only: the refresh token the client holds stays as it is
     assert claims(app, fresh)["fresh"] is True
@@ -491,3 +492,18 @@ def test_the_implicit_refresh_keeps_the_role_and_is_not_fresh(make_app):
     assert (renewed["role"], renewed["token_version"], renewed["fresh"]) == ("admin", 0, False)
     response = browser.put("/users/me/password", json={"old_password": "123456", "new_password": "x"}, headers=csrf(browser))
     assert response.get_json()["code"] == 221  # the renewed cookie is not fresh: no password was typed for it
+
+
+@needs_redis
+@pytest.mark.already_holds  # step07's test, with a Redis that answers: step08's login counts failures there first
+@pytest.mark.since("step08_accounts")
+def test_production_cookies_are_secure_with_redis(step_package, monkeypatch, tmp_path, redis_prefixes):
+    for name, value in {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": TEST_SECRET, **redis_prefixes,
+                        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'prod.sqlite'}"}.items():
+        monkeypatch.setenv(name, value)
+    app = step_package.create_app()
+    app.test_cli_runner().invoke(args=["init-db"])
+    response = app.test_client().post("/login", json=ADMIN)
+    assert response.status_code == 200, response.get_json()
+    cookies = response.headers.getlist("Set-Cookie")
+    assert len(cookies) == 5 and all("; Secure" in c for c in cookies)  # sent over HTTPS only
