@@ -54,6 +54,10 @@ def check_login_limits(app):
             limits.parse_many(app.config[name])
         except ValueError:
             raise ConfigError(f"{name} must be a limit such as '5 per minute', not {app.config[name]!r}") from None
+
+
+def warn_memory_login_limits(app):
+    """Once the blocklist is chosen: the login counters live where it does (limits.py)."""
     if app.config["BLOCKLIST"] == "memory" and app.config["CONFIG_NAME"] != "production":  # production refuses it
         app.logger.warning("Failed logins are counted in this process's memory (as the blocklist is): correct for a "
                            "single process such as flask run; several workers or hosts each count on their own.")
@@ -155,8 +159,9 @@ def check_config(app):
     """Stop now, with one clear line, rather than fail at the first request (or run unsafely)."""
     key = app.config["JWT_SECRET_KEY"]
     check_cookie_config(app)
-    choose_blocklist(app)
     check_login_limits(app)
+    choose_blocklist(app)
+    warn_memory_login_limits(app)
     if app.config["CONFIG_NAME"] == "development":
         if key == DEV_SECRET_KEY:
             app.logger.warning("JWT_SECRET_KEY is not set: using the development placeholder key.")
