@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tutorial.live import GunicornServer, flask_cli  # noqa: E402
+from tutorial.live import GunicornServer, flask_cli, post_for_tokens  # noqa: E402
 from tutorial.steps import reference_steps  # noqa: E402
 
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}
@@ -112,9 +112,9 @@ def main(argv=None):
         server = GunicornServer(step, db_file, workers=args.workers, env=env)
         try:
             server.wait_until_ready()
-            status, body = server.request("POST", "/login", json_body=ADMIN)
+            status, body, (access, _) = post_for_tokens(server, "/login", ADMIN)  # the body's token, or the cookie's (step07 on)
             assert status == 200, body
-            token = {"Authorization": f"Bearer {body['token']}"}
+            token = {"Authorization": f"Bearer {access}"}
             print(f"{step} under gunicorn ({args.workers} sync workers, {step}/gunicorn.conf.py, production, "
                   f"SQLite, Redis {redis_url}); client: "
                   + (f"wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk"

@@ -2,11 +2,14 @@
 
 Each operation gets the token its document asks for (accessToken or refreshToken). POST /logout revokes the token
 it is sent, so it always gets one of its own, fresh from POST /login: the shared tokens stay valid for the rest of
-the run. TUTORIAL_API_URL is the server's address; the article's user is admin@gmail.com / 123456.
+the run. PUT /users/me/password (step08) ends every token of its user, so it is sent for a user of its own, made
+for the case by POST /users with the article's password: the admin's tokens and password stay as they are.
+TUTORIAL_API_URL is the server's address; the article's user is admin@gmail.com / 123456.
 """
 import json
 import os
 import urllib.request
+import uuid
 from http.cookies import SimpleCookie
 
 import schemathesis
@@ -14,10 +17,10 @@ import schemathesis
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}
 
 
-def login_tokens():
+def login_tokens(credentials=ADMIN):
     """{"access": ..., "refresh": ...} from POST /login: the body's token and refresh_token when it has them,
     else the access_token_cookie and refresh_token_cookie it sets (step07 on)."""
-    request = urllib.request.Request(os.environ["TUTORIAL_API_URL"] + "/login", data=json.dumps(ADMIN).encode(),
+    request = urllib.request.Request(os.environ["TUTORIAL_API_URL"] + "/login", data=json.dumps(credentials).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         body = json.loads(response.read())
@@ -27,6 +30,15 @@ def login_tokens():
     cookie = lambda name: cookies[name].value if name in cookies else None  # noqa: E731
     return {"access": body.get("token") or cookie("access_token_cookie"),
             "refresh": body.get("refresh_token") or cookie("refresh_token_cookie")}
+
+
+def own_user_tokens(admin_access):
+    """A new user with the article's password (POST /users, as the admin), logged in: its tokens."""
+    user = {"username": f"pw-{uuid.uuid4().hex[:12]}@example.com", "password": ADMIN["password"]}
+    request = urllib.request.Request(os.environ["TUTORIAL_API_URL"] + "/users", data=json.dumps(user).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_access}"})
+    urllib.request.urlopen(request, timeout=10).close()
+    return login_tokens(user)
 
 
 @schemathesis.auth(refresh_interval=3600)  # one login for the whole run; /logout logs in again each time
@@ -41,5 +53,7 @@ class Tokens:
             return  # /hello, /login: no token
         if case.operation.path == "/logout":
             tokens = login_tokens()  # a token nothing else uses: revoking it spoils nothing
+        if case.operation.path == "/users/me/password":
+            tokens = own_user_tokens(tokens["access"])  # a password change ends every token of its user
         token = tokens["refresh"] if "refreshToken" in names and "accessToken" not in names else tokens["access"]
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}

@@ -115,7 +115,8 @@ CONTENT_TYPES = st.sampled_from([
 ])
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO"])
 # A path may not start with "//": the test client would read what follows as a host name.
-PATHS = st.sampled_from(["/hello", "/login", "/users", "/", "/nope", "/users/1", "/login/", "/login//", "/hello/"]) | st.builds(
+PATHS = st.sampled_from(["/hello", "/login", "/users", "/", "/nope", "/users/1", "/login/", "/login//", "/hello/",
+                        "/fresh-login", "/users/2", "/users/me/password", "/users/99999999999999999999"]) | st.builds(  # step08's
     lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass"), safe=""), TEXT)
 QUERIES = st.just("") | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), TEXT | NASTY)
 

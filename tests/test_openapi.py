@@ -39,7 +39,9 @@ PRODUCTION = {"TESTING": False, "DEBUG": False}
 FAST = "pbkdf2:sha256:1"  # the probes' users: the real code path, without the slow hash
 INACTIVE, GHOST = "inactive@gmail.com", "ghost@gmail.com"  # the document's "inactive user" example; a deleted user
 METHODS = ("get", "post", "put", "patch", "delete")
-GOOD = {"accessToken": "access", "refreshToken": "refresh", "accessCookie": "access cookie", "refreshCookie": "refresh cookie"}
+GOOD = {"accessToken": "access", "refreshToken": "refresh", "accessCookie": "access cookie", "refreshCookie": "refresh cookie",
+        "freshAccessToken": "fresh access", "freshAccessCookie": "fresh access cookie"}  # fresh: step08 on
+PLAIN = "user@gmail.com"  # step08 on: a user whose role is not admin
 
 
 def load_document(step_package):
@@ -131,16 +133,37 @@ def apps(make_app, models, monkeypatch):
     with app.app_context():
         db, User = models.db, models.User
         db.session.execute(db.update(User).values(password=generate_password_hash(ADMIN["password"], method=FAST)))
-        for name, active in ((INACTIVE, False), (GHOST, True)):
+        for name, active in ((INACTIVE, False), (GHOST, True)) + (((PLAIN, True),) if hasattr(User, "role") else ()):
             db.session.execute(User.__table__.insert().values(
                 username=name, password=generate_password_hash(ADMIN["password"], method=FAST), active=active))
         db.session.commit()
     unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    return {
+    made = {
         "up": app,
         "database down": make_app(**PRODUCTION, SQLALCHEMY_DATABASE_URI="sqlite:////nonexistent-folder/none.sqlite"),
         "blocklist down": make_app(**PRODUCTION, BLOCKLIST="redis", REDIS_URL=unreachable),  # read from step06 on
     }
+    if "LOGIN_LIMIT" in app.config:  # step08 on: one failed login allowed, the next answers 429
+        made["login limited"] = make_app(**PRODUCTION, LOGIN_LIMIT="1 per hour")
+    return made
+
+
+def seeded_accounts(app, models):
+    """Step08 on: the seeded users' rows, to be put back after each probe (a password change, a deactivation)."""
+    if not hasattr(models.User, "token_version"):
+        return None
+    columns = ("id", "password", "active", "role", "token_version")
+    with app.app_context():
+        return [dict(zip(columns, row)) for row in models.db.session.execute(
+            models.db.select(*(getattr(models.User, c) for c in columns))).all()]
+
+
+def restore_accounts(app, models, rows):
+    """Each probe sees the seeded accounts: a password change would end every token the later probes send."""
+    with app.app_context():
+        for row in rows:
+            models.db.session.execute(models.db.update(models.User).filter_by(id=row["id"]).values(**row))
+        models.db.session.commit()
 
 
 def tokens(app, models):
@@ -150,13 +173,22 @@ def tokens(app, models):
     key = app.config["JWT_SECRET_KEY"]
     with app.app_context():
         access = create_access_token(identity=ADMIN["username"])
-        ghost = create_access_token(identity=GHOST), create_refresh_token(identity=GHOST)
+        # fresh: a deleted user's token reaches the user lookup on step08's fresh-only operations too
+        ghost = create_access_token(identity=GHOST, fresh=True), create_refresh_token(identity=GHOST)
         made = {
             "access": access,
             "refresh": create_refresh_token(identity=ADMIN["username"]),
             "expired": create_access_token(identity=ADMIN["username"], expires_delta=timedelta(seconds=-1)),
             "expired refresh": create_refresh_token(identity=ADMIN["username"], expires_delta=timedelta(seconds=-1)),
         }
+        if hasattr(models.User, "token_version"):  # step08 on
+            ended = {"token_version": -1}  # made before a password change (the user's token_version is higher now)
+            made |= {
+                "fresh access": create_access_token(identity=ADMIN["username"], fresh=True),
+                "plain user": create_access_token(identity=PLAIN, fresh=True),
+                "ended access": create_access_token(identity=ADMIN["username"], fresh=True, additional_claims=ended),
+                "ended refresh": create_refresh_token(identity=ADMIN["username"], additional_claims=ended),
+            }
         models.db.session.execute(models.db.delete(models.User).filter_by(username=GHOST))
         models.db.session.commit()
     claims = jwt.decode(access, key, algorithms=["HS256"])
@@ -171,8 +203,10 @@ def tokens(app, models):
     headers["none"] = {}
     headers["another scheme"] = {"Authorization": "JWT abc"}
     if "cookies" in app.config.get("JWT_TOKEN_LOCATION", ()):  # step07 on: the same tokens as cookies, with or without CSRF
-        for kind in ("access", "refresh"):
-            cookie = f"{app.config[f'JWT_{kind.upper()}_COOKIE_NAME']}={made[kind]}"
+        for kind in ("access", "refresh", "fresh access"):
+            if kind not in made:
+                continue
+            cookie = f"{app.config[f'JWT_{kind.split()[-1].upper()}_COOKIE_NAME']}={made[kind]}"
             csrf = jwt.decode(made[kind], key, algorithms=["HS256"])["csrf"]
             headers[f"{kind} cookie"] = {"Cookie": cookie, "X-CSRF-TOKEN": csrf}
             headers[f"{kind} cookie, no CSRF"] = {"Cookie": cookie}  # 212
@@ -180,46 +214,80 @@ def tokens(app, models):
     if "/logout" in {rule.rule for rule in app.url_map.iter_rules()}:
         for kind in ("access", "refresh"):  # log these two out: from now on they are revoked
             with app.app_context():
-                token = (create_access_token if kind == "access" else create_refresh_token)(identity=ADMIN["username"])
+                # fresh (step08's fresh-only operations check freshness before the blocklist); earlier steps ignore it
+                token = create_access_token(identity=ADMIN["username"], fresh=True) if kind == "access" else \
+                    create_refresh_token(identity=ADMIN["username"])
             assert app.test_client().post("/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 200
             headers[f"revoked {kind}"] = {"Authorization": f"Bearer {token}"}
     return headers
 
 
+def path_examples(document, op):
+    """{name: value} for each example of the operation's path parameter ({} for a path without one)."""
+    for parameter in op.get("parameters", []):
+        parameter = resolve(document, parameter, "")[0]
+        if parameter["in"] == "path":
+            return {why: (parameter["name"], example["value"]) for why, example in parameter["examples"].items()}
+    return {}
+
+
 def probes(document, headers):
-    """(app name, method, path, request keyword arguments, why) for every request worth sending."""
+    """(app name, method, path, request keyword arguments, why) for every request worth sending. A path with a
+    parameter ({userid}) is sent with its first example, and once with each of the others (`url` in the arguments)."""
     for (path, method), op in operations(document).items():
+        examples = path_examples(document, op)
+        urls = {why: path.replace("{" + name + "}", str(value)) for why, (name, value) in examples.items()}
+        url = next(iter(urls.values()), path)
+        for app_name, probe_method, probe_path, kwargs, why in operation_probes(document, headers, path, method, op):
+            yield app_name, probe_method, probe_path, {"url": url, **kwargs}, why
         content = resolve(document, op["requestBody"], "")[0]["content"] if "requestBody" in op else {}
-        body = content.get("application/json")
-        examples = [example["value"] for example in body.get("examples", {}).values()] if body else []
-        good = [{}] if not op.get("security") else [headers[GOOD[name]] for requirement in op["security"] for name in requirement]
-        first = {"json": examples[0]} if examples else {}
-        for name, auth in ([("good token", h) for h in good] + list(headers.items()) if op.get("security") else [("", {})]):
-            yield "up", method, path, {"headers": auth, **first}, name or "no token needed"
-        for value in examples:
-            yield "up", method, path, {"headers": good[0], "json": value}, f"example {value}"
-        if body:
-            for why, kwargs in {
-                "not a JSON object": {"json": []},
-                "JSON false": {"json": False},  # reqparse (steps 02-03) cannot read it: a 500
-                "empty object": {"json": {}},
-                "broken JSON": {"data": "{", "content_type": "application/json"},
-                "not JSON": {"data": "username=a", "content_type": "application/x-www-form-urlencoded"},
-                "too large": {"json": {"username": "x" * 20000, "password": "x"}},
-                "not a string": {"json": {"username": 123, "password": ["x"]}},
-            }.items():
-                yield "up", method, path, {"headers": good[0], **kwargs}, why
-        if "application/x-www-form-urlencoded" in content:  # the CSRF value as a form's csrf_token field, not a header
-            for auth in good:
-                if "X-CSRF-TOKEN" in auth:
-                    yield "up", method, path, {"headers": {"Cookie": auth["Cookie"]},
-                                               "data": {"csrf_token": auth["X-CSRF-TOKEN"]}}, "CSRF form field"
-        for down in ("database down", "blocklist down"):
-            yield down, method, path, {"headers": good[0], **first}, down
+        body = content.get("application/json", {})
+        first = [example["value"] for example in body.get("examples", {}).values()][:1]
+        good = headers[GOOD[next(iter(op["security"][0]))]] if op.get("security") else {}
+        for why, other in list(urls.items())[1:]:
+            yield "up", method, path, {"url": other, "headers": good, **({"json": first[0]} if first else {})}, f"path {why}"
+        if "429" in op["responses"]:  # the limit: one failure allowed, then 429 before the password is checked
+            for attempt in ("first failure", "over the limit"):
+                yield "login limited", method, path, {"json": {"username": ADMIN["username"], "password": "not-it"}}, attempt
     for path, item in document["paths"].items():
         unlisted = next(m for m in METHODS if m not in item)
-        yield "up", unlisted.upper(), path, {}, "MethodNotAllowed"
+        examples = next((path_examples(document, op) for op in item.values() if path_examples(document, op)), {})
+        url = path
+        for name, value in list(examples.values())[:1]:
+            url = path.replace("{" + name + "}", str(value))
+        yield "up", unlisted.upper(), path, {"url": url}, "MethodNotAllowed"
     yield "up", "GET", "/no-such-path", {}, "NotFound"
+
+
+def operation_probes(document, headers, path, method, op):
+    """The probes of one operation, as for every step: each token, each example, each kind of bad body."""
+    content = resolve(document, op["requestBody"], "")[0]["content"] if "requestBody" in op else {}
+    body = content.get("application/json")
+    examples = [example["value"] for example in body.get("examples", {}).values()] if body else []
+    good = [{}] if not op.get("security") else [headers[GOOD[name]] for requirement in op["security"] for name in requirement]
+    first = {"json": examples[0]} if examples else {}
+    for name, auth in ([("good token", h) for h in good] + list(headers.items()) if op.get("security") else [("", {})]):
+        yield "up", method, path, {"headers": auth, **first}, name or "no token needed"
+    for value in examples:
+        yield "up", method, path, {"headers": good[0], "json": value}, f"example {value}"
+    if body:
+        for why, kwargs in {
+            "not a JSON object": {"json": []},
+            "JSON false": {"json": False},  # reqparse (steps 02-03) cannot read it: a 500
+            "empty object": {"json": {}},
+            "broken JSON": {"data": "{", "content_type": "application/json"},
+            "not JSON": {"data": "username=a", "content_type": "application/x-www-form-urlencoded"},
+            "too large": {"json": {"username": "x" * 20000, "password": "x"}},
+            "not a string": {"json": {"username": 123, "password": ["x"]}},
+        }.items():
+            yield "up", method, path, {"headers": good[0], **kwargs}, why
+    if "application/x-www-form-urlencoded" in content:  # the CSRF value as a form's csrf_token field, not a header
+        for auth in good:
+            if "X-CSRF-TOKEN" in auth:
+                yield "up", method, path, {"headers": {"Cookie": auth["Cookie"]},
+                                           "data": {"csrf_token": auth["X-CSRF-TOKEN"]}}, "CSRF form field"
+    for down in ("database down", "blocklist down"):
+        yield down, method, path, {"headers": good[0], **first}, down
 
 
 def check_answer(document, response, where, pointer):
@@ -248,10 +316,14 @@ def check_answer(document, response, where, pointer):
 def answers(step, apps, models, document):
     """Every probe sent, every answer checked against the document: {response object pointer: [bodies]}."""
     headers = tokens(apps["up"], models)
+    accounts = seeded_accounts(apps["up"], models)
     seen = {}
     for app_name, method, path, kwargs, why in probes(document, headers):
         client = apps[app_name].test_client(use_cookies=False)  # a jar would replace the probes' Cookie headers
-        response = client.open(path, method=method, **kwargs)
+        url = kwargs.pop("url", path)
+        response = client.open(url, method=method, **kwargs)
+        if accounts and app_name == "up":
+            restore_accounts(apps["up"], models, accounts)
         where = f"{step}: {method} {path} ({why}) -> {response.status_code}"
         item = document["paths"].get(path)
         if why in ("MethodNotAllowed", "NotFound"):

@@ -273,7 +273,7 @@ def test_article_callback_returning_jsonify_alone_answers_200(app):
 @pytest.mark.since("step04_errors")
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "POST"])
 def test_an_unlisted_method_answers_405_with_allow(make_app, method):
-    response = make_app(**PRODUCTION).test_client().open("/users", method=method)
+    response = make_app(**PRODUCTION).test_client().open("/hello", method=method)  # GET only (POST /users: step08)
     assert (response.status_code, response.get_json()["code"]) == (405, 405)  # the envelope (step 03 had no code) ...
     assert "GET" in {m.strip() for m in response.headers["Allow"].split(",")}  # ... and Allow (RFC 9110 §15.5.6: MUST)
 

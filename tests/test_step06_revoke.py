@@ -214,7 +214,7 @@ def closed_port():
         yield reserved.getsockname()[1]
 
 
-@pytest.mark.since("step06_revoke")
+@pytest.mark.since("step06_revoke", until="step07_cookies")  # step08 refuses the login too (its limiter fails closed)
 def test_redis_unreachable_answers_503_on_protected_endpoints(make_app, closed_port, caplog):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{closed_port}/0", TESTING=False)
     client = app.test_client()

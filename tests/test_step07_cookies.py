@@ -92,7 +92,7 @@ def test_refused_logins_keep_the_article_codes_and_set_no_cookie(app, client, mo
     assert response.headers.getlist("Set-Cookie") == []
 
 
-@pytest.mark.since("step07_cookies")
+@pytest.mark.since("step07_cookies", until="step07_cookies")  # step08's login needs Redis: test_step08_accounts.py
 def test_production_cookies_are_secure(step_package, monkeypatch, tmp_path):
     for name, value in {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": TEST_SECRET, "REDIS_URL": "redis://127.0.0.1:1/0",
                         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'prod.sqlite'}"}.items():

@@ -206,6 +206,8 @@ MISTAKES = [
                  "with_and_without_debug", "leave the article's PROPAGATE_EXCEPTIONS = True", id="the article's propagation (debug) fix in step 03"),
     pytest.param("step03_jwt", "resources.py", "    @jwt_required()  #", "    #", "with_and_without_debug",
                  "the server answered an HTML page, not JSON", id="a crash under --debug (the debugger's page)"),
+    pytest.param("step08_accounts", "accounts.py", "if current_user.role != \"admin\":", "if verify_jwt_in_request()[1].get(\"role\") != \"admin\":",
+                 "role_is_read_from_the_user_row", "read the role from the user's row", id="the role read from the token's claim"),
 ]
 
 

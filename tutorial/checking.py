@@ -203,6 +203,8 @@ HINTS = [
          "step03_jwt/README.md#without---debug-every-token-problem-is-a-500", found=r"JSONDecodeError"),
     Hint("without --debug this step still answers 500: leave the article's PROPAGATE_EXCEPTIONS = True (and DEBUG = True) out of create_app; step 04 fixes the 500",
          "step03_jwt/README.md#without---debug-every-token-problem-is-a-500", test=r"without_debug|with_and_without_debug", found=r"\b40[13]\b"),
+    Hint("read the role from the user's row (current_user.role, loaded at every request), not from the token's role claim: a demoted admin keeps the claim until the token expires",
+         "step08_accounts/README.md#the-concept", test=r"role_is_read_from_the_user_row"),
 ]
 
 

@@ -33,6 +33,8 @@ COOKIE_VARIABLES = (
     "JWT_COOKIE_SECURE", "JWT_COOKIE_SAMESITE", "JWT_COOKIE_DOMAIN", "JWT_COOKIE_CSRF_PROTECT", "JWT_CSRF_IN_COOKIES",
     "IMPLICIT_REFRESH_WITHIN",
 )
+# Read from step08 on: the login limits, and how many reverse proxies' X-Forwarded-For to trust.
+ACCOUNT_VARIABLES = ("LOGIN_LIMIT", "LOGIN_LIMIT_PER_ADDRESS", "LOGIN_LIMIT_PREFIX", "TRUSTED_PROXY_HOPS")
 GUNICORN_VARIABLES = ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
 
 
@@ -51,7 +53,7 @@ def flask_command(step, db_file, *args, config=None):
 
 def clean_env(env=None, dotenv=False):
     """os.environ without the learner's settings, plus `env`; a .env file is read only if `dotenv`."""
-    learners = CONFIG_VARIABLES + REVOKE_VARIABLES + COOKIE_VARIABLES + GUNICORN_VARIABLES
+    learners = CONFIG_VARIABLES + REVOKE_VARIABLES + COOKIE_VARIABLES + ACCOUNT_VARIABLES + GUNICORN_VARIABLES
     clean = {k: v for k, v in os.environ.items() if k not in learners}
     clean["PYTHONIOENCODING"] = "utf-8"  # what the child prints is read as UTF-8, also on Windows (cp1252, GBK)
     if os.environ.get("PYTHONWARNDEFAULTENCODING"):  # CI: our code's EncodingWarning is an error in children too
