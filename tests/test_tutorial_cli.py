@@ -200,6 +200,8 @@ MISTAKES = [
                  "with_and_without_debug", "leave the article's PROPAGATE_EXCEPTIONS = True", id="the article's propagation (debug) fix in step 03"),
     pytest.param("step03_jwt", "resources.py", "    @jwt_required()  #", "    #", "with_and_without_debug",
                  "the server answered an HTML page, not JSON", id="a crash under --debug (the debugger's page)"),
+    pytest.param("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}", "login_token_is_eddsa",
+                 "put the signing key's kid in every token's header", id="no kid in the token's header"),
 ]
 
 
