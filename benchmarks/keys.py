@@ -108,6 +108,9 @@ def main(argv=None):
     medians = {step: statistics.median(values) for step, values in rates.items()}
     print(f"\nmedian: {before} {medians[before]:.1f}, {STEP} {medians[STEP]:.1f} requests/s: "
           f"{medians[STEP] / medians[before]:.2f} x (goal: 0.9 x or better); load average at the end: {os.getloadavg()[0]:.1f}")
+    # Each run's pair ran back to back: its ratio is less moved by a change in the machine's load than the medians.
+    pairs = [mine / theirs for theirs, mine in zip(rates[before], rates[STEP])]
+    print(f"run by run: {', '.join(f'{ratio:.2f}' for ratio in pairs)} x; median {statistics.median(pairs):.2f} x")
     return 0
 
 
