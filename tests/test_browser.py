@@ -110,7 +110,11 @@ def wait_for(driver, condition, timeout=10, what="the page"):
         return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition())
     except Exception:
         message = driver.find_element("id", "message").text
-        raise AssertionError(f"{what} did not happen within {timeout} s; the page says: {message!r}") from None
+        # What a rare failure needs to be understood afterwards: the rows as the DOM holds them, the page's markers.
+        rows, marks = driver.execute_script(
+            "return [[...document.querySelectorAll('#users tbody tr')].map((r) => r.textContent), {...document.body.dataset}]")
+        raise AssertionError(f"{what} did not happen within {timeout} s; the page says: {message!r}; "
+                             f"users rows {rows}, markers {marks}") from None
 
 
 def text(driver, element_id):
