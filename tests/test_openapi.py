@@ -231,13 +231,18 @@ def path_examples(document, op):
     return {}
 
 
+def example_urls(document, path, op):
+    """{why: the path with its parameter set to that example}; {"": path} for a path without a parameter."""
+    examples = path_examples(document, op)
+    return {why: path.replace("{" + name + "}", str(value)) for why, (name, value) in examples.items()} or {"": path}
+
+
 def probes(document, headers):
     """(app name, method, path, request keyword arguments, why) for every request worth sending. A path with a
     parameter ({userid}) is sent with its first example, and once with each of the others (`url` in the arguments)."""
     for (path, method), op in operations(document).items():
-        examples = path_examples(document, op)
-        urls = {why: path.replace("{" + name + "}", str(value)) for why, (name, value) in examples.items()}
-        url = next(iter(urls.values()), path)
+        urls = example_urls(document, path, op)
+        url = next(iter(urls.values()))
         for app_name, probe_method, probe_path, kwargs, why in operation_probes(document, headers, path, method, op):
             yield app_name, probe_method, probe_path, {"url": url, **kwargs}, why
         content = resolve(document, op["requestBody"], "")[0]["content"] if "requestBody" in op else {}
@@ -251,10 +256,7 @@ def probes(document, headers):
                 yield "login limited", method, path, {"json": {"username": ADMIN["username"], "password": "not-it"}}, attempt
     for path, item in document["paths"].items():
         unlisted = next(m for m in METHODS if m not in item)
-        examples = next((path_examples(document, op) for op in item.values() if path_examples(document, op)), {})
-        url = path
-        for name, value in list(examples.values())[:1]:
-            url = path.replace("{" + name + "}", str(value))
+        url = next((u for op in item.values() for u in example_urls(document, path, op).values() if u != path), path)
         yield "up", unlisted.upper(), path, {"url": url}, "MethodNotAllowed"
     yield "up", "GET", "/no-such-path", {}, "NotFound"
 
