@@ -11,9 +11,11 @@ What a test needs beyond Python and uv (Redis, Node.js, Chromium, ...) is declar
 `@pytest.mark.needs(...)` (tests/needs.py): skipped with a reason on a learner's machine, failed under CI=true.
 """
 import importlib
+import os
 import shutil
 from pathlib import Path
 
+import jwt
 import pytest
 
 import db_servers
@@ -31,12 +33,24 @@ TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def clean_environment():
+def clean_environment(tmp_path_factory):
     """The learner's own settings (FLASK_CONFIG, JWT_SECRET_KEY, ...) must not change what tests see."""
     with pytest.MonkeyPatch.context() as mp:
         for name in CONFIG_VARIABLES:
             mp.delenv(name, raising=False)
+        # Steps that sign with a key pair (step09 on) read their private keys from KEYS_DIR, in every mode: one
+        # key for this session's apps and servers, as JWT_SECRET_KEY is one secret (earlier steps ignore it).
+        mp.setenv("KEYS_DIR", str(signing_keys(tmp_path_factory.mktemp("keys"))))
         yield
+
+
+def signing_keys(folder):
+    """A folder with one signing key, made by the newest step that has keys.py (none: left empty)."""
+    for name in reversed(STEPS):
+        if (Path(import_step(name).__file__).parent / "keys.py").is_file():
+            importlib.import_module(f"{name}.keys").new_key(folder)
+            break
+    return folder
 
 
 # Without TEST_DATABASE_URLS, one "servers" case per test stands for the servers: skipped, or failed under CI=true.
@@ -127,6 +141,45 @@ def step_package(step):
 def models(step_package):
     """The step's models module (db, User), from step02 on."""
     return importlib.import_module(step_package.__name__ + ".models")
+
+
+def signing_key(app):
+    """(key, algorithm, headers) with which the app signs its tokens: JWT_SECRET_KEY and HS256; from step09 on, its
+    current private key, EdDSA, and that key's kid in the header. Tests forge tokens with it, or with another_key."""
+    if "keys" in app.extensions:
+        key = app.extensions["keys"].signing_key()
+        return key.private, app.config["JWT_ALGORITHM"], {"kid": key.kid}
+    return app.config["JWT_SECRET_KEY"], "HS256", {}
+
+
+def another_key(app):
+    """A key of the app's own kind that the app does not have."""
+    if "keys" in app.extensions:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return Ed25519PrivateKey.generate()
+    return "another-key-" * 4
+
+
+OWN_KEY = object()
+
+
+def sign_as(app, claims, key=OWN_KEY, algorithm=None):
+    """A token with these claims, signed as the app signs them (or with this key, or this algorithm)."""
+    own_key, own_algorithm, headers = signing_key(app)
+    return jwt.encode(claims, own_key if key is OWN_KEY else key, algorithm=algorithm or own_algorithm, headers=headers)
+
+
+def resign(token, claims, secret):
+    """`token` with these claims instead, signed again as the server that made it signs: HS256 with `secret`, or,
+    from step09 on (a kid in its header), EdDSA with that key's file in KEYS_DIR (the session's, which servers share)."""
+    kid = jwt.get_unverified_header(token).get("kid")
+    if kid is None:
+        return jwt.encode(claims, secret, algorithm="HS256")
+    from cryptography.hazmat.primitives import serialization
+
+    private = serialization.load_pem_private_key((Path(os.environ["KEYS_DIR"]) / f"{kid}.pem").read_bytes(), None)
+    return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid})
 
 
 def config_for(database_uri, **overrides):

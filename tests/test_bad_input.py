@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.security import generate_password_hash
 
-from conftest import ADMIN, BAD_INPUT_CASES
+from conftest import ADMIN, BAD_INPUT_CASES, another_key, sign_as, signing_key
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # short keys on purpose
 
@@ -123,10 +123,10 @@ QUERIES = st.just("") | st.builds(lambda q: "?name=" + urllib.parse.quote(q.enco
 
 def forged_tokens(app):
     """Every kind of token the issue lists, made once per app (a strategy picks among them)."""
-    key = app.config["JWT_SECRET_KEY"]
+    key, algorithm, _ = signing_key(app)  # JWT_SECRET_KEY and HS256; from step09 on, a private key and EdDSA
     with app.app_context():
         valid = create_access_token(identity=ADMIN["username"])
-        claims = jwt.decode(valid, key, algorithms=["HS256"])
+        claims = jwt.decode(valid, options={"verify_signature": False})
         tokens = [
             valid,
             create_refresh_token(identity=ADMIN["username"]),
@@ -135,11 +135,11 @@ def forged_tokens(app):
             create_access_token(identity="nobody@gmail.com"),
         ]
     now = int(datetime.now(timezone.utc).timestamp())
-    sign = lambda payload, k=key, alg="HS256": jwt.encode(payload, k, algorithm=alg)  # noqa: E731
+    sign = lambda payload, k=key, alg=algorithm: sign_as(app, payload, k, alg)  # noqa: E731
     tokens += [
-        sign(claims, "another-key-" * 4),
+        sign(claims, another_key(app)),
         sign(claims, None, "none"),
-        sign(claims, key, "HS384"),
+        sign(claims, key if isinstance(key, str) else "k" * 48, "HS384"),
         sign(claims, "k" * 64, "HS512"),
         sign({**claims, "nbf": now + 3600}),
         sign({k: v for k, v in claims.items() if k != "sub"}),

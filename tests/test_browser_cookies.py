@@ -16,12 +16,13 @@ from types import SimpleNamespace
 import jwt
 import pytest
 
+from conftest import resign
 from test_browser import PageServer, browser, listed_users, text, visible, wait_for  # noqa: F401 (browser: a fixture)
 from tutorial.live import LiveServer, flask_cli
 
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
 CSRF_COOKIES = {"csrf_access_token", "csrf_refresh_token"}
-KEY = secrets.token_hex(32)  # this module's servers sign with it, so a test can make an expired token of its own
+KEY = secrets.token_hex(32)  # this module's servers sign with it (step09 on: the session's KEYS_DIR), so a test can make an expired token of its own
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser")]  # as tests/test_browser.py
 
 
@@ -105,9 +106,9 @@ def test_an_expired_access_cookie_is_renewed_through_refresh(browser, site):  # 
     s = site(env={"JWT_SECRET_KEY": KEY, "IMPLICIT_REFRESH_WITHIN": "0"})
     log_in(browser, s)
     cookie = browser_cookies(browser)[("access_token_cookie", "/")]
-    claims = {**jwt.decode(cookie["value"], KEY, algorithms=["HS256"]), "exp": int(time.time()) - 60}
+    claims = {**jwt.decode(cookie["value"], options={"verify_signature": False}), "exp": int(time.time()) - 60}
     expired = {k: cookie[k] for k in ("name", "path", "httpOnly", "sameSite")}
-    browser.execute_cdp_cmd("Network.setCookie", {**expired, "url": s.api.url, "value": jwt.encode(claims, KEY, "HS256")})
+    browser.execute_cdp_cmd("Network.setCookie", {**expired, "url": s.api.url, "value": resign(cookie["value"], claims, KEY)})
     browser.find_element("id", "reload-users").click()
     wait_for(browser, lambda: dataset(browser, "refreshed") == "1", what="POST /refresh")
     wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list")

@@ -30,7 +30,7 @@ from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31  # the specification's schema, as schemathesis ships it
 from werkzeug.security import generate_password_hash
 
-from conftest import ADMIN
+from conftest import ADMIN, another_key, sign_as
 from tutorial.live import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
@@ -170,7 +170,6 @@ def tokens(app, models):
     """Authorization headers by name: the good ones, and every kind of bad one."""
     if "flask-jwt-extended" not in app.extensions:
         return {}
-    key = app.config["JWT_SECRET_KEY"]
     with app.app_context():
         access = create_access_token(identity=ADMIN["username"])
         # fresh: a deleted user's token reaches the user lookup on step08's fresh-only operations too
@@ -191,14 +190,20 @@ def tokens(app, models):
             }
         models.db.session.execute(models.db.delete(models.User).filter_by(username=GHOST))
         models.db.session.commit()
-    claims = jwt.decode(access, key, algorithms=["HS256"])
+    claims = jwt.decode(access, options={"verify_signature": False})
     made |= {
         "not a JWT": "abc",
-        "another key": jwt.encode(claims, "another-key-" * 4, "HS256"),
+        "another key": sign_as(app, claims, another_key(app)),  # HS256; EdDSA with its kid from step09 on
         "alg none": jwt.encode(claims, None, "none"),
         "deleted user": ghost[0],
         "deleted user's refresh": ghost[1],
     }
+    if "keys" in app.extensions:  # step09 on: signed with our key, but naming no key, or made for someone else
+        made |= {
+            "unknown kid": jwt.encode(claims, another_key(app), "EdDSA", headers={"kid": "no-such-key"}),
+            "another audience": sign_as(app, {**claims, "aud": "another-service"}),
+            "another issuer": sign_as(app, {**claims, "iss": "someone-else"}),
+        }
     headers = {name: {"Authorization": f"Bearer {token}"} for name, token in made.items()}
     headers["none"] = {}
     headers["another scheme"] = {"Authorization": "JWT abc"}
@@ -207,7 +212,7 @@ def tokens(app, models):
             if kind not in made:
                 continue
             cookie = f"{app.config[f'JWT_{kind.split()[-1].upper()}_COOKIE_NAME']}={made[kind]}"
-            csrf = jwt.decode(made[kind], key, algorithms=["HS256"])["csrf"]
+            csrf = jwt.decode(made[kind], options={"verify_signature": False})["csrf"]
             headers[f"{kind} cookie"] = {"Cookie": cookie, "X-CSRF-TOKEN": csrf}
             headers[f"{kind} cookie, no CSRF"] = {"Cookie": cookie}  # 212
             headers[f"{kind} cookie, wrong CSRF"] = {"Cookie": cookie, "X-CSRF-TOKEN": "not-" + csrf}  # 213

@@ -2,7 +2,7 @@
 import jwt
 import pytest
 from flask import got_request_exception
-from flask_jwt_extended import create_access_token, jwt_required
+from flask_jwt_extended import create_access_token, decode_token, jwt_required
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_restful import Api, Resource
 
@@ -40,8 +40,10 @@ def test_login_returns_a_signed_access_token(app, client):
     body = response.get_json()
     assert (body["code"], body["userid"]) == (200, 1)
     token, _ = issued_tokens(body, response.headers.getlist("Set-Cookie"))  # in the body, or a cookie (step07 on)
-    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
-    claims = jwt.decode(token, app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
+    header = jwt.get_unverified_header(token)
+    assert (header["alg"], header["typ"]) == (app.config["JWT_ALGORITHM"], "JWT")  # HS256 (EdDSA from step09)
+    with app.app_context():
+        claims = decode_token(token)  # checked with the app's own key
     assert claims["sub"] == ADMIN["username"]
     assert claims["type"] == "access"
     assert claims["jti"]  # a unique id per token: what a blocklist keys on (step06)

@@ -7,7 +7,7 @@ from flask import jsonify
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy.engine import make_url
 
-from conftest import ADMIN
+from conftest import ADMIN, another_key, sign_as
 from tutorial.live import issued_tokens
 from tcp_proxy import TcpProxy
 from test_step03_jwt import get_with_error
@@ -46,7 +46,7 @@ TOKEN_PROBLEMS = {
     "not a JWT": (lambda app: bearer("abc"), 204, "invalid token"),
     "Bearer undefined": (lambda app: bearer("undefined"), 204, "invalid token"),  # a front end's empty variable
     "expired": (lambda app: bearer(access_token(app, expires_delta=timedelta(seconds=-1))), 201, "token expired"),
-    "another key": (lambda app: bearer(jwt.encode(valid_claims(app), "another-key-" * 4, "HS256")), 205, "bad token signature"),
+    "another key": (lambda app: bearer(sign_as(app, valid_claims(app), another_key(app))), 205, "bad token signature"),
     "alg none": (lambda app: bearer(jwt.encode(valid_claims(app), None, "none")), 206, "token algorithm not allowed"),
     "HS512": (lambda app: bearer(jwt.encode(valid_claims(app), "k" * 64, "HS512")), 206, "token algorithm not allowed"),
     "refresh token": (lambda app: bearer(refresh_token(app)), 207, "access token required"),

@@ -85,7 +85,7 @@ def test_a_stale_reference_import_cannot_shadow_the_workspace_copy(tmp_path, mon
 
 
 @pytest.mark.parametrize("args, message", [
-    (["check", "9"], "there is no step '9': the steps are 01, 02,"),
+    (["check", "99"], "there is no step '99': the steps are 01, 02,"),
     (["start", "step99_nope"], "there is no step 'step99_nope'"),
     (["diff", "02", "42"], "there is no step '42'"),
     (["check", "03"], "step03_jwt does not exist: start the step with "),
@@ -208,6 +208,8 @@ MISTAKES = [
                  "the server answered an HTML page, not JSON", id="a crash under --debug (the debugger's page)"),
     pytest.param("step08_accounts", "accounts.py", "if current_user.role != \"admin\":", "if verify_jwt_in_request()[1].get(\"role\") != \"admin\":",
                  "role_is_read_from_the_user_row", "read the role from the user's row", id="the role read from the token's claim"),
+    pytest.param("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}", "login_token_is_eddsa",
+                 "put the signing key's kid in every token's header", id="no kid in the token's header"),
 ]
 
 

@@ -205,6 +205,8 @@ HINTS = [
          "step03_jwt/README.md#without---debug-every-token-problem-is-a-500", test=r"without_debug|with_and_without_debug", found=r"\b40[13]\b"),
     Hint("read the role from the user's row (current_user.role, loaded at every request), not from the token's role claim: a demoted admin keeps the claim until the token expires",
          "step08_accounts/README.md#the-concept", test=r"role_is_read_from_the_user_row"),
+    Hint("put the signing key's kid in every token's header (@jwt.additional_headers_loader returning {\"kid\": ...}): a token is checked with the key its kid names",
+         "step09_keys/README.md#the-concept", found=r"KeyError: 'kid'|unknown key id|UnknownKeyId: no key None"),
 ]
 
 

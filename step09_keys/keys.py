@@ -1,0 +1,196 @@
+"""Signing keys: tokens are signed with an Ed25519 private key, and checked with its public key, which any other
+service may fetch from GET /.well-known/jwks.json. Nobody but this service can make a token.
+
+The keys are PEM files in KEYS_DIR (default: the instance folder's keys/), one per key id (`kid`), named
+<kid>.pem, the kid being when the key was made (UTC) and 4 random hex digits, so that the names sort by age:
+- the newest key signs every new token, and its kid goes in the token's header;
+- an older key stopped signing when the next one was made. It still verifies the tokens it signed until none
+  of them can be valid any more: the longest token lifetime (a refresh token's) plus the leeway after that.
+  Then it leaves the JWKS and is refused here too (by itself, at that time); `retire-keys` deletes its file.
+In development and tests the first key is made on first use. Production never makes one: it refuses to start.
+"""
+import os
+import secrets
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import current_app, g, jsonify, request
+from flask.cli import with_appcontext
+from flask_restful import Resource
+from jwt.algorithms import OKPAlgorithm
+from jwt.exceptions import InvalidAlgorithmError, InvalidTokenError
+
+from .config import ConfigError
+
+KID_TIME = "%Y%m%dT%H%M%S.%fZ"  # a kid: 20261201T224107.123456Z-3f9a (made, to the microsecond, in UTC)
+
+
+class UnknownKeyId(InvalidTokenError):
+    """The token's kid names no key that verifies tokens now: none, made up, or retired (errors.py: 230)."""
+
+
+@dataclass
+class Key:
+    kid: str
+    made: float  # when it began to sign (seconds since 1970)
+    private: Ed25519PrivateKey
+    retires: float = float("inf")  # when no token it signed can still be valid
+
+    def jwk(self):
+        """The public half, as a JSON Web Key (RFC 8037): kty, crv, x. Never the private "d"."""
+        return {**OKPAlgorithm.to_jwk(self.private.public_key(), as_dict=True), "kid": self.kid, "alg": "EdDSA", "use": "sig"}
+
+
+def seconds(value):
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def longest_lifetime(config):
+    """How long after a key stops signing a token it signed can still be valid."""
+    lifetimes = [config["JWT_ACCESS_TOKEN_EXPIRES"], config["JWT_REFRESH_TOKEN_EXPIRES"]]
+    if False in lifetimes:  # a token that never expires: its key can never go
+        return float("inf")
+    return max(seconds(t) for t in lifetimes) + seconds(config["JWT_DECODE_LEEWAY"])
+
+
+def new_key(folder):
+    """Write a new private key file; return its kid. Nothing is overwritten, and no half-written file is read."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    kid = f"{datetime.now(timezone.utc).strftime(KID_TIME)}-{secrets.token_hex(2)}"
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")  # mode 0600: readable by this user only
+    with os.fdopen(handle, "wb") as file:
+        file.write(pem)
+    os.replace(temporary, folder / f"{kid}.pem")
+    return kid
+
+
+class KeyRing:
+    """The keys in a folder, read again whenever the folder changes (a rotate-keys on this host)."""
+
+    def __init__(self, folder, lifetime, generate):
+        self.folder, self.lifetime, self.generate = Path(folder), lifetime, generate
+        self.lock = threading.Lock()
+        self.seen, self.all = None, []
+
+    def load(self):
+        """Every key in the folder, oldest first, with the time each retires."""
+        with self.lock:
+            if self.generate and not list(self.folder.glob("*.pem")):
+                new_key(self.folder)  # first use in development
+            stamp = self.folder.stat().st_mtime_ns if self.folder.is_dir() else None
+            if stamp != self.seen:
+                self.all = [self.read(path) for path in sorted(self.folder.glob("*.pem"))]
+                for older, newer in zip(self.all, self.all[1:]):
+                    older.retires = newer.made + self.lifetime
+                self.seen = stamp
+            return self.all
+
+    def read(self, path):
+        try:
+            made = datetime.strptime(path.stem.split("-")[0], KID_TIME).replace(tzinfo=timezone.utc).timestamp()
+            return Key(path.stem, made, serialization.load_pem_private_key(path.read_bytes(), password=None))
+        except ValueError:
+            raise ConfigError(f"{path} is not a key made by rotate-keys (<time>-<id>.pem, an Ed25519 PEM)") from None
+
+    def trusted(self):
+        """The keys that verify tokens now: the signing key, and older ones not yet retired."""
+        now = time.time()
+        return [key for key in self.load() if key.retires > now]
+
+    def signing_key(self):
+        keys = self.load()
+        if not keys:
+            raise RuntimeError(f"no signing key in {self.folder}")
+        return keys[-1]
+
+    def public_key(self, kid):
+        for key in self.trusted():
+            if key.kid == kid:
+                return key.private.public_key()
+        raise UnknownKeyId(f"no key {kid!r}")
+
+
+def init_keys(app, jwt):
+    """Sign with the newest key, put its kid in every token's header, check each token with the key it names."""
+    folder = app.config["KEYS_DIR"] or os.path.join(app.instance_path, "keys")
+    production = app.config["CONFIG_NAME"] == "production"
+    ring = KeyRing(folder, longest_lifetime(app.config), generate=not production)
+    if production and not ring.load():
+        raise ConfigError(f"no signing key in {folder} (KEYS_DIR): make one with flask --app {__package__} rotate-keys "
+                          "outside production, and give every host of this service the same folder")
+    app.config["KEYS_DIR"] = folder
+    app.extensions["keys"] = ring
+
+    @jwt.additional_headers_loader
+    def kid_header(identity):
+        g.signing_key = ring.signing_key()  # chosen once per token: a rotation between the two callbacks
+        return {"kid": g.signing_key.kid}  # must not pair one key's kid with another key's signature
+
+    @jwt.encode_key_loader
+    def private_key(identity):
+        return g.pop("signing_key").private
+
+    @jwt.decode_key_loader
+    def public_key(jwt_header, jwt_payload):  # the header is not verified yet: only kid and alg are read
+        if jwt_header.get("alg") != app.config["JWT_ALGORITHM"]:  # alg none, HS256 with the public key as secret ...
+            raise InvalidAlgorithmError("The specified alg value is not allowed")
+        return ring.public_key(jwt_header.get("kid"))  # jwk, jku, x5u headers are never looked at
+
+    app.cli.add_command(rotate_keys_command)
+    app.cli.add_command(retire_keys_command)
+
+
+class JWKS(Resource):  # a Resource, so that a POST to it answers 405 in the envelope, as every other path does
+    def get(self):
+        """The public keys that verify tokens now (RFC 7517). Not in the envelope: verifiers expect exactly this."""
+        return jwks()
+
+
+def jwks():
+    response = jsonify({"keys": [key.jwk() for key in current_app.extensions["keys"].trusted()]})
+    # Verifiers may keep it JWKS_MAX_AGE seconds: a retired key is gone from their caches that long after.
+    response.cache_control.public = True
+    response.cache_control.max_age = current_app.config["JWKS_MAX_AGE"]
+    response.add_etag()
+    return response.make_conditional(request)  # If-None-Match with the same ETag: 304, no body
+
+
+def when(epoch):
+    return "never" if epoch == float("inf") else datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@click.command("rotate-keys")
+@with_appcontext
+def rotate_keys_command():
+    """Make a new signing key. Tokens signed with the older keys stay valid until they expire."""
+    ring = current_app.extensions["keys"]
+    kid = new_key(ring.folder)
+    click.echo(f"New signing key {kid} in {ring.folder}.")
+    for key in ring.trusted()[:-1]:
+        click.echo(f"Key {key.kid} no longer signs; it verifies the tokens it signed until {when(key.retires)}.")
+
+
+@click.command("retire-keys")
+@click.option("--now", is_flag=True, help="Also the keys whose tokens may still be valid (a leaked key): they are refused.")
+@with_appcontext
+def retire_keys_command(now):
+    """Delete the key files no valid token can need any more; safe to run again, e.g. daily."""
+    ring = current_app.extensions["keys"]
+    keys = ring.load()
+    for key in keys[:-1]:
+        if now or key.retires <= time.time():
+            (ring.folder / f"{key.kid}.pem").unlink(missing_ok=True)
+            click.echo(f"Retired key {key.kid}.")
+        else:
+            click.echo(f"Kept key {key.kid}: tokens it signed can be valid until {when(key.retires)}.")
+    click.echo(f"Signing key: {keys[-1].kid}.")

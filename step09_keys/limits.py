@@ -1,0 +1,86 @@
+"""Login attempts limited (Flask-Limiter): a password guesser gets 429 before any password is hashed.
+
+Two counters, both of failed logins only (a user who types the password right is never slowed down):
+LOGIN_LIMIT per username and client address, LOGIN_LIMIT_PER_ADDRESS per client address (many usernames from one
+address). Like step06's blocklist they live in Redis, shared by every worker and host; in this process's memory
+(BLOCKLIST=memory) each gunicorn worker counts on its own, so a client gets `workers x LOGIN_LIMIT` tries.
+"""
+import time
+from contextlib import contextmanager
+
+from flask import current_app, request
+from flask_limiter import Limiter
+from flask_limiter.errors import RateLimitExceeded
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .errors import TooManyAttempts
+
+
+def client_address():
+    """The address the connection came from; X-Forwarded-For counts only through ProxyFix (trust_proxies)."""
+    return request.remote_addr or "unknown"
+
+
+def username_and_address():
+    return f"{client_address()}/{request.get_json()['username']}"  # the body was checked before the limit
+
+
+def failed(response):
+    return response.status_code == 401  # 201 user not exist, 202 wrong password
+
+
+def init_login_limits(app):
+    """One Limiter per app (its storage is the app's Redis), and the two limits that login_attempts() checks."""
+    redis = app.config["BLOCKLIST"] == "redis"
+    limiter = Limiter(
+        client_address, app=app, storage_uri=app.config["REDIS_URL"] if redis else "memory://",
+        # Wait 1 s at most for Redis, as the blocklist does; its errors become 503 (errors.py: fail closed).
+        storage_options={"socket_timeout": 1, "socket_connect_timeout": 1, "wrap_exceptions": True} if redis else {},
+        key_prefix=app.config["LOGIN_LIMIT_PREFIX"], strategy="fixed-window",
+    )
+    # Made once; each request's username and address come from the key functions. Shared: /login and
+    # /fresh-login count into the same two counters (the same password guessing).
+    limits = [
+        limiter.shared_limit(app.config["LOGIN_LIMIT"], "login-user", key_func=username_and_address, deduct_when=failed),
+        limiter.shared_limit(app.config["LOGIN_LIMIT_PER_ADDRESS"], "login-address", key_func=client_address, deduct_when=failed),
+    ]
+    app.extensions["login_limiter"] = limiter
+    app.extensions["login_limits"] = limits
+    app.extensions["login_windows_full"] = {}
+    trust_proxies(app)
+
+
+def trust_proxies(app):
+    """Behind TRUSTED_PROXY_HOPS reverse proxies, the client's address is the one the last of them added to
+    X-Forwarded-For. With 0 (the default) the header is ignored: anyone can send one, with any address."""
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)
+
+
+@contextmanager
+def login_attempts():
+    """Around the password check: 429 (TooManyAttempts) at once if this username and address, or this address,
+    failed too often; otherwise the check runs, and a 401 answer counts one more failure in each (`failed`)."""
+    per_user, per_address = current_app.extensions["login_limits"]
+    with known_full(username_and_address()), per_user:  # Flask-Limiter tests each limit as its `with` begins
+        with known_full(client_address()), per_address:
+            yield
+
+
+@contextmanager
+def known_full(key):
+    """A fixed window that is full stays full until it ends: each process remembers that, and refuses a flood's
+    next attempts without asking Redis again (the window ends at the same instant for every worker and host)."""
+    full = current_app.extensions["login_windows_full"]  # key -> when its window ends (time.time())
+    if full.get(key, 0) > time.time():
+        raise TooManyAttempts(full[key])
+    try:
+        yield
+    except RateLimitExceeded:
+        now = time.time()
+        if len(full) > 10_000:  # forget the windows that ended: the dict does not grow without bound
+            for stale in [k for k, until in full.items() if until <= now]:
+                del full[stale]
+        full[key] = current_app.extensions["login_limiter"].current_limit.reset_at
+        raise TooManyAttempts(full[key]) from None

@@ -1,0 +1,99 @@
+import functools
+
+import click
+from flask.cli import with_appcontext
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .errors import TokenEnded
+
+db = SQLAlchemy()
+
+ADMIN_USERNAME = "admin@gmail.com"  # the article's user
+ADMIN_PASSWORD = "123456"
+ROLES = ("user", "admin")
+
+
+class User(db.Model):
+    id = db.Column(db.Integer, primary_key=True, autoincrement=True)
+    username = db.Column(db.String(45), nullable=False, unique=True)
+    # werkzeug's scrypt hash is 162 characters: the article's String(128) fails on MySQL.
+    password = db.Column(db.String(255), nullable=False)
+    active = db.Column(db.Boolean, default=True, nullable=False)
+    # What this user may do (accounts.py): "user", or "admin" for the admin API.
+    role = db.Column(db.String(10), default="user", nullable=False)
+    # Goes up by one at each password change; a token made with a lower number is refused (load_user).
+    token_version = db.Column(db.Integer, default=0, nullable=False)
+
+    def __init__(self, username, password, active=True, role="user"):
+        self.username = username
+        self.password = generate_password_hash(password)  # salted and slow; never the password itself
+        self.active = active  # the article wrote True here, whatever was asked
+        self.role = role
+        self.token_version = 0
+
+    def set_password(self, password):
+        self.password = generate_password_hash(password)
+
+    @classmethod
+    def authenticate(cls, username, password):
+        """Return (user exists, password correct, user), like the article's helper."""
+        user = db.session.execute(db.select(cls).filter_by(username=username)).scalar_one_or_none()
+        if user is None:
+            check_password_hash(dummy_hash(), password)  # as slow as for a real user: timing tells nothing
+            return False, False, None
+        return True, check_password_hash(user.password, password), user
+
+    @classmethod
+    def get_users(cls):
+        return db.session.execute(db.select(cls).order_by(cls.id)).scalars().all()
+
+
+def load_user(jwt_header, jwt_payload):
+    """The user a token speaks for, if it still exists and is active; None makes the request fail."""
+    user = db.session.execute(
+        db.select(User).filter_by(username=jwt_payload["sub"], active=True)
+    ).scalar_one_or_none()
+    if user is not None and jwt_payload.get("token_version", 0) != user.token_version:
+        raise TokenEnded()  # made before the user's last password change: 223, on every worker and host
+    return user
+
+
+@functools.cache
+def dummy_hash():
+    """A hash of a password no one has, made once, to check when the username does not exist."""
+    return generate_password_hash("no user has this password")
+
+
+@click.command("init-db")
+@with_appcontext  # db.session needs the app (Flask-SQLAlchemy 3)
+def init_db_command():
+    """Create the tables and the article's user; safe to run again."""
+    db.create_all()  # creates only the tables that are missing
+    if db.session.execute(db.select(User).filter_by(username=ADMIN_USERNAME)).scalar_one_or_none():
+        click.echo(f"Tables ready. User {ADMIN_USERNAME} already exists: left unchanged.")
+        return
+    db.session.add(User(ADMIN_USERNAME, ADMIN_PASSWORD, role="admin"))  # the article's user runs the admin API
+    db.session.commit()
+    click.echo(f"Tables ready. Created user {ADMIN_USERNAME} (admin) with password {ADMIN_PASSWORD}.")
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="For scripts. Without it, the password is asked for twice and not shown.")
+@click.option("--role", type=click.Choice(ROLES), default="user", show_default=True, help="admin: may use the admin API.")
+@with_appcontext
+def create_user_command(username, password, role):
+    """Add a user, e.g. one per learner of a class. Refuses a username that exists."""
+    if not password:
+        raise click.ClickException("The password must not be empty.")
+    if len(username) > User.username.type.length:
+        raise click.ClickException(f"A username has at most {User.username.type.length} characters.")
+    db.session.add(User(username, password, role=role))
+    try:
+        db.session.commit()
+    except IntegrityError:  # username is unique: the database itself refuses a second one
+        raise click.ClickException(f"User {username} already exists: nothing was changed.") from None
+    click.echo(f"Created user {username}" + (" (admin)." if role == "admin" else "."))
