@@ -13,7 +13,9 @@ What a test needs beyond Python and uv (Redis, Node.js, Chromium, ...) is declar
 import importlib
 import os
 import shutil
+import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import jwt
 import pytest
@@ -51,6 +53,26 @@ def signing_keys(folder):
             importlib.import_module(f"{name}.keys").new_key(folder)
             break
     return folder
+
+
+@pytest.fixture
+def redis_blocklist():
+    """This test's own part of the Redis at TEST_REDIS_URL (declare @pytest.mark.needs("redis")): settings for the
+    app (REDIS_URL, a fresh BLOCKLIST_PREFIX and, for step08 on, LOGIN_LIMIT_PREFIX), the client, and keys() (this
+    test's blocklist keys). Every key with this test's tag is deleted at the end; no other key is touched."""
+    import redis
+
+    url = os.environ["TEST_REDIS_URL"]
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    client.ping()  # a Redis that TEST_REDIS_URL names and that does not answer fails the test here
+    tag = uuid.uuid4().hex[:12]
+    prefix = f"test-blocklist-{tag}:"
+    keys = lambda: sorted(k.decode() for k in client.scan_iter(match=prefix + "*"))  # noqa: E731
+    config = {"REDIS_URL": url, "BLOCKLIST_PREFIX": prefix, "LOGIN_LIMIT_PREFIX": f"test-login-{tag}"}
+    yield SimpleNamespace(config=config, client=client, prefix=prefix, keys=keys)
+    for key in client.scan_iter(match=f"*{tag}*"):
+        client.delete(key)
+    client.close()
 
 
 # Without TEST_DATABASE_URLS, one "servers" case per test stands for the servers: skipped, or failed under CI=true.

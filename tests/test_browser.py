@@ -25,7 +25,6 @@ import pytest
 
 import needs
 from tutorial.live import LiveServer, flask_cli, free_port, wait_for_port
-from tutorial.steps import reference_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONTEND = ROOT / "frontend"

@@ -10,13 +10,11 @@ import os
 import re
 import socket
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
-import jwt
 import pytest
 from flask_jwt_extended import create_access_token, decode_token
 from hypothesis import given
@@ -32,22 +30,6 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.needs("redis")
 needs_gunicorn = pytest.mark.needs("gunicorn")
 SERVERS = conftest.DATABASES[1:]  # the database servers of TEST_DATABASE_URLS: mysql, postgresql
-
-
-@pytest.fixture
-def redis_blocklist():
-    """This test's own part of Redis: settings for the app (REDIS_URL and a fresh BLOCKLIST_PREFIX), the
-    client, and keys() (this test's keys only). Those keys are deleted at the end; no other key is touched."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    client.ping()  # a Redis that TEST_REDIS_URL names and that does not answer fails the test here
-    prefix = f"test-blocklist-{uuid.uuid4().hex[:12]}:"
-    keys = lambda: sorted(k.decode() for k in client.scan_iter(match=prefix + "*"))  # noqa: E731
-    yield SimpleNamespace(config={"REDIS_URL": REDIS_URL, "BLOCKLIST_PREFIX": prefix}, client=client, prefix=prefix, keys=keys)
-    for key in keys():
-        client.delete(key)
-    client.close()
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])

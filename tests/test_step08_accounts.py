@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import re
-import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -79,18 +78,9 @@ def user(client, app, fast_hashes):
 
 
 @pytest.fixture
-def redis_prefixes():
-    """Settings for this test's own part of Redis (blocklist and login counters); its keys are deleted at the end."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    client.ping()
-    tag = uuid.uuid4().hex[:12]
-    config = {"REDIS_URL": REDIS_URL, "BLOCKLIST_PREFIX": f"test-blocklist-{tag}:", "LOGIN_LIMIT_PREFIX": f"test-login-{tag}"}
-    yield config
-    for key in client.scan_iter(match=f"*{tag}*"):
-        client.delete(key)
-    client.close()
+def redis_prefixes(redis_blocklist):
+    """Settings for this test's own part of Redis (blocklist and login counters): conftest.redis_blocklist."""
+    return redis_blocklist.config
 
 
 # Roles ----------------------------------------------------------------------------------------------------

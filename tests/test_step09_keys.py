@@ -122,7 +122,7 @@ def test_the_first_key_is_made_on_first_use_in_development(step_package, keys_di
         assert files[0].stat().st_mode & 0o077 == 0  # readable by its owner only
     monkeypatch.delenv("KEYS_DIR")
     assert step_package.create_app().config["KEYS_DIR"] == os.path.join(step_package.create_app().instance_path, "keys")
-    assert "instance/" in (ROOT / ".gitignore").read_text().split()  # never committed
+    assert "instance/" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()  # never committed
 
 
 def test_production_without_a_key_refuses_to_start_in_one_line(step, tmp_path):
@@ -263,30 +263,15 @@ def test_reports_fails_closed_when_the_jwks_cannot_be_fetched(login_app, step_pa
     assert answer(response) == (503, {"code": 503, "message": "key set unavailable"})
 
 
-def test_reports_honours_logouts_through_the_same_redis(make_app, keys_dir, make_reports, request):
-    if not os.environ.get("TEST_REDIS_URL"):
-        pytest.skip("set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) for the Redis tests")
-    blocklist = request.getfixturevalue("redis_blocklist")
+@pytest.mark.needs("redis")
+def test_reports_honours_logouts_through_the_same_redis(make_app, keys_dir, make_reports, redis_blocklist):
+    blocklist = redis_blocklist
     login = make_app(KEYS_DIR=str(keys_dir), **blocklist.config)
     access = token(login)
     client = make_reports(**blocklist.config).test_client()
     assert client.get("/reports", headers=bearer(access)).status_code == 200
     assert login.test_client().post("/logout", headers=bearer(access)).status_code == 200
     assert answer(client.get("/reports", headers=bearer(access))) == (401, {"code": 211, "message": "token revoked"})
-
-
-@pytest.fixture
-def redis_blocklist():
-    import uuid
-
-    import redis
-
-    client = redis.Redis.from_url(os.environ["TEST_REDIS_URL"], socket_timeout=5)
-    prefix = f"test-blocklist-{uuid.uuid4().hex[:12]}:"
-    yield SimpleNamespace(config={"REDIS_URL": os.environ["TEST_REDIS_URL"], "BLOCKLIST_PREFIX": prefix})
-    for key in client.scan_iter(match=prefix + "*"):
-        client.delete(key)
-    client.close()
 
 
 @pytest.mark.parametrize("variables, message", [
@@ -393,6 +378,7 @@ def walkthrough_block(step):
     raise AssertionError(f"{step}/README.md has no block annotated for this test")
 
 
+@pytest.mark.needs("bash")  # the block's commands run in bash, with curl
 def test_the_readme_walkthrough_with_two_services(step, database_uri, tmp_path):
     """The README's two-service block, run as written: the login service under `flask run` on a free port (for
     :5000), reports.py under `flask run` on another (for :5001), the block's commands in one bash. The transcript
@@ -415,8 +401,8 @@ def test_the_readme_walkthrough_with_two_services(step, database_uri, tmp_path):
             subprocess.run(["bash", "-c", "\n".join(script)], cwd=ROOT, env=clean_env(env), timeout=120, check=True)
     differences = []
     for number, command in enumerate(block.commands):
-        actual = (outputs / f"{number}.out").read_text().replace(login.url, "http://127.0.0.1:5000").replace(reports.url, "http://127.0.0.1:5001")
-        status = (outputs / f"{number}.rc").read_text().strip()
+        actual = (outputs / f"{number}.out").read_text(encoding="utf-8").replace(login.url, "http://127.0.0.1:5000").replace(reports.url, "http://127.0.0.1:5001")
+        status = (outputs / f"{number}.rc").read_text(encoding="utf-8").strip()
         if status != "0" or comparable(actual, keys_dir) != comparable("\n".join(command.output), keys_dir):
             differences.append(f"$ {command.text}\n(exit status {status})\n{actual}")
     assert not differences, "the README's walk-through differs from what ran:\n" + "\n".join(differences)
