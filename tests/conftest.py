@@ -21,9 +21,10 @@ import jwt
 import pytest
 
 import db_servers
+import needs
 from tutorial.live import CONFIG_VARIABLES, LiveServer
 from tutorial.pytest_summary import summary_lines
-from tutorial.steps import import_step, reference_steps
+from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
 
 pytest_plugins = ["needs"]  # @pytest.mark.needs(...): tests/needs.py
 
@@ -80,6 +81,44 @@ DATABASES = ["sqlite"] + ([db_servers.backend(url) for url in db_servers.SERVER_
                           or [pytest.param("servers", marks=pytest.mark.needs("database servers"))])
 
 
+def pytest_addoption(parser):
+    parser.addoption("--all-steps", action="store_true",
+                     help="run every step's copy of a carried-forward check, not only the introducing step's and the "
+                          "finished app's (also CI=true, --require-all, -k, -m)")
+
+
+def carried_forward_on_ends_only(config):
+    """A learner's plain `uv run pytest`: a check that every later step carries forward (since) runs on the step
+    that introduces it and on the finished app; the steps in between are CI's (their code is copied forward)."""
+    return not (config.getoption("all_steps") or needs.strict(config) or config.getoption("keyword")
+                or config.getoption("markexpr") or os.environ.get(STEPS_DIR_VARIABLE))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not carried_forward_on_ends_only(config):
+        return
+    keep, drop = [], []
+    for item in items:
+        since = item.get_closest_marker("since")
+        step = getattr(item, "callspec", None) and item.callspec.params.get("step")
+        ends = since and (since.args[0], min(since.kwargs.get("until", STEPS[-1]), STEPS[-1]))
+        (drop if since and step and step not in ends else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+    config.stash[LEFT_OUT] = len(drop)
+    if hasattr(config, "workeroutput"):  # an xdist worker: its controller prints the summary
+        config.workeroutput["carried_forward_left_out"] = len(drop)
+
+
+LEFT_OUT = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):  # xdist's controller: every worker collected, and left out, the same
+    node.config.stash[LEFT_OUT] = node.workeroutput.get("carried_forward_left_out", 0)
+
+
 def pytest_configure(config):
     summary_lines(config)  # the summary plugin, also in xdist's controller, where the lines are printed
     config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
@@ -121,6 +160,11 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if carried_forward_on_ends_only(terminalreporter.config):
+        left = terminalreporter.config.stash.get(LEFT_OUT, 0)
+        terminalreporter.write_line(
+            f"carried-forward checks: {left} copies on the steps in between left out (each check ran on the step that "
+            f"introduces it and on the finished app, {STEPS[-1]}); to run them: uv run pytest --all-steps (CI does)")
     for step, count in sorted(_BAD_INPUT_TOTALS.items()):
         terminalreporter.write_line(f"bad input: {step} was sent {count} generated requests")
 
