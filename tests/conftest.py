@@ -21,7 +21,6 @@ import jwt
 import pytest
 
 import db_servers
-import needs
 from tutorial.live import CONFIG_VARIABLES, LiveServer
 from tutorial.pytest_summary import summary_lines
 from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
@@ -90,7 +89,8 @@ def pytest_addoption(parser):
 def carried_forward_on_ends_only(config):
     """A learner's plain `uv run pytest`: a check that every later step carries forward (since) runs on the step
     that introduces it and on the finished app; the steps in between are CI's (their code is copied forward)."""
-    return not (config.getoption("all_steps") or needs.strict(config) or config.getoption("keyword")
+    strict = config.pluginmanager.get_plugin("needs").strict  # tests/needs.py, loaded as a plugin (pytest_plugins)
+    return not (config.getoption("all_steps") or strict(config) or config.getoption("keyword")
                 or config.getoption("markexpr") or os.environ.get(STEPS_DIR_VARIABLE))
 
 
