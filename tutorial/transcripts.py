@@ -14,7 +14,8 @@ An HTML comment on the line right before a ```console block says how to run it. 
         block's lines share one fresh database: empty, or made by `init-db` first. A line whose output
         starts with `Error:` must exit with a non-zero status, any other line with 0.
     <!-- transcript: skip REASON -->
-        Not run; the reason is required.
+        Not run here; the reason is required, and names the test that runs the block instead
+        (tests/<file>.py::<test>; tests/test_readme_transcripts.py checks that it exists).
 
 The step is the folder the README is in. Outputs are compared as text, line by line, after normalising what
 changes from run to run: JWTs (replaced by their claim names), UUIDs, Flask's log timestamps and epoch
