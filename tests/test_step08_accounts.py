@@ -9,7 +9,6 @@ are deleted at the end.
 import concurrent.futures
 import http.client
 import json
-import os
 import re
 from datetime import timedelta
 from types import SimpleNamespace
@@ -21,7 +20,6 @@ from conftest import ADMIN, TEST_SECRET
 from test_step06_revoke import ACCESS_LINE, SERVERS, closed_port, needs_gunicorn, needs_redis  # noqa: F401
 from tutorial.live import GunicornServer, LiveServer, issued_tokens
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
 USER = {"username": "learner@example.com", "password": "learner-password"}
 FAST_HASH = "pbkdf2:sha256:1"  # for the users these tests make: hashing is slow on purpose, tests need not be
 
