@@ -1,8 +1,8 @@
 """gunicorn's settings for the finished app in production (gunicorn does not run on Windows):
 
-    gunicorn -c step08_accounts/gunicorn.conf.py 'step08_accounts:create_app()'
+    gunicorn -c step09_keys/gunicorn.conf.py 'step09_keys:create_app()'
 
-run from the repository root, with the production variables set (step08_accounts/README.md). The command line
+run from the repository root, with the production variables set (docs/production.md). The command line
 wins over this file: --bind 0.0.0.0:8000, --workers 4.
 """
 import os
