@@ -88,7 +88,9 @@ def pytest_addoption(parser):
 
 def carried_forward_on_ends_only(config):
     """A learner's plain `uv run pytest`: a check that every later step carries forward (since) runs on the step
-    that introduces it and on the finished app; the steps in between are CI's (their code is copied forward)."""
+    that introduces it and on the finished app; the steps in between are CI's (their code is copied forward).
+    A check of the repository itself (finished_step_for_learners), whose verdict no machine changes, runs on the
+    finished step only."""
     strict = config.pluginmanager.get_plugin("needs").strict  # tests/needs.py, loaded as a plugin (pytest_plugins)
     return not (config.getoption("all_steps") or strict(config) or config.getoption("keyword")
                 or config.getoption("markexpr") or os.environ.get(STEPS_DIR_VARIABLE))
@@ -102,6 +104,8 @@ def pytest_collection_modifyitems(config, items):
         since = item.get_closest_marker("since")
         step = getattr(item, "callspec", None) and item.callspec.params.get("step")
         ends = since and (since.args[0], min(since.kwargs.get("until", STEPS[-1]), STEPS[-1]))
+        if item.get_closest_marker("finished_step_for_learners"):
+            since, ends = True, (STEPS[-1],)
         (drop if since and step and step not in ends else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -123,6 +127,8 @@ def pytest_configure(config):
     summary_lines(config)  # the summary plugin, also in xdist's controller, where the lines are printed
     config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
     config.addinivalue_line("markers", "databases(servers_only=False, later_steps_on_one=False): run on every configured database")
+    config.addinivalue_line("markers", "finished_step_for_learners: a check of the repository itself, per step: a "
+                            "learner's run keeps the finished step's case, CI runs every one (carried_forward_on_ends_only)")
     config.addinivalue_line("markers", "already_holds: a test the step introduces for a behaviour its start copy already has")
 
 
@@ -163,8 +169,9 @@ def pytest_terminal_summary(terminalreporter):
     if carried_forward_on_ends_only(terminalreporter.config):
         left = terminalreporter.config.stash.get(LEFT_OUT, 0)
         terminalreporter.write_line(
-            f"carried-forward checks: {left} copies on the steps in between left out (each check ran on the step that "
-            f"introduces it and on the finished app, {STEPS[-1]}); to run them: uv run pytest --all-steps (CI does)")
+            f"left to CI: {left} cases — carried-forward checks on the steps in between (each ran on the step that "
+            f"introduces it and on the finished app, {STEPS[-1]}) and the start-copy checks of the earlier steps; "
+            "to run them: uv run pytest --all-steps (CI does)")
     for step, count in sorted(_BAD_INPUT_TOTALS.items()):
         terminalreporter.write_line(f"bad input: {step} was sent {count} generated requests")
 
