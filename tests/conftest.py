@@ -11,6 +11,7 @@ What a test needs beyond Python and uv (Redis, Node.js, Chromium, ...) is declar
 `@pytest.mark.needs(...)` (tests/needs.py): skipped with a reason on a learner's machine, failed under CI=true.
 """
 import importlib
+import importlib.util
 import os
 import shutil
 import uuid
@@ -129,6 +130,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "databases(servers_only=False, later_steps_on_one=False): run on every configured database")
     config.addinivalue_line("markers", "finished_step_for_learners: a check of the repository itself, per step: a "
                             "learner's run keeps the finished step's case, CI runs every one (carried_forward_on_ends_only)")
+    config.addinivalue_line("markers", "real_password_hashes: the step's own password hash method (not FAST_HASH)")
     config.addinivalue_line("markers", "already_holds: a test the step introduces for a behaviour its start copy already has")
 
 
@@ -187,9 +189,13 @@ def pytest_generate_tests(metafunc):
     if marker and steps and marker.kwargs.get("later_steps_on_one"):
         # The first step runs on every database; each later step on one, taken in turn from those configured,
         # so that every server still sees later steps without repeating the whole test on each of them.
-        real = ["sqlite", *(db_servers.backend(url) for url in db_servers.SERVER_URLS)]
+        # (servers_only: taken in turn from the servers; without any, the one "servers" case stands for them.)
+        servers = [db_servers.backend(url) for url in db_servers.SERVER_URLS]
+        real = servers if marker.kwargs.get("servers_only") else ["sqlite", *servers]
+        turn = [names[0]] if not real else real[1:] + real[:1]  # the first step's first database comes last
         cases = [pytest.param(steps[0], *n.values, marks=n.marks) if hasattr(n, "marks") else (steps[0], n) for n in names]
-        cases += [(s, real[(i + 1) % len(real)]) for i, s in enumerate(steps[1:])]
+        cases += [pytest.param(s, *n.values, marks=n.marks) if hasattr(n, "marks") else (s, n)
+                  for s, n in ((s, turn[i % len(turn)]) for i, s in enumerate(steps[1:]))]
         metafunc.parametrize(("step", "database"), cases, indirect=["database"])
         return
     if steps:
@@ -204,10 +210,28 @@ def step(request):
     return request.module.__name__.rpartition(".")[2].removeprefix("test_")
 
 
+# The tests' password hashes: werkzeug's own code path, without the cost (scrypt, ~0.15 s a hash) that makes a
+# guesser slow and would make these tests spend half their time hashing. Tests of the hash itself are marked
+# @pytest.mark.real_password_hashes and get the step's own method, also for the article's user init-db makes.
+FAST_HASH = "pbkdf2:sha256:1"
+
+
+def real_hashes(request):
+    return request.node.get_closest_marker("real_password_hashes") is not None
+
+
 @pytest.fixture
-def step_package(step):
-    """The step's package, imported from the repository root, or from $TUTORIAL_STEPS_DIR (tutorial check)."""
-    return import_step(step)
+def step_package(step, request, monkeypatch):
+    """The step's package, imported from the repository root, or from $TUTORIAL_STEPS_DIR (tutorial check); its
+    password hashes cheap (FAST_HASH) unless the test is marked real_password_hashes."""
+    package = import_step(step)
+    if not real_hashes(request) and importlib.util.find_spec(package.__name__ + ".models"):  # step01: no users
+        models = importlib.import_module(package.__name__ + ".models")
+        real = models.generate_password_hash
+        cheap_dummy = real("no user has this password", method=FAST_HASH)
+        monkeypatch.setattr(models, "generate_password_hash", lambda password, method=FAST_HASH: real(password, method))
+        monkeypatch.setattr(models, "dummy_hash", lambda: cheap_dummy)
+    return package
 
 
 @pytest.fixture
@@ -265,15 +289,16 @@ def seeded_db_file(tmp_path_factory):
     hashing the article's password is slow on purpose and should happen once, not in every test."""
     made = {}
 
-    def get(package):
-        if package.__name__ not in made:
+    def get(package, real_hashes=False):  # the hash init-db stores: FAST_HASH, as step_package makes it, or the real one
+        key = (package.__name__, real_hashes)
+        if key not in made:
             db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
             app = package.create_app(config_for(f"sqlite:///{db_file}"))
             if "init-db" in app.cli.commands:  # step01 has no database
                 result = app.test_cli_runner().invoke(args=["init-db"])
                 assert result.exit_code == 0, result.output
-            made[package.__name__] = db_file
-        return made[package.__name__]
+            made[key] = db_file
+        return made[key]
 
     return get
 
@@ -300,7 +325,7 @@ def database(request):
 @pytest.fixture
 def database_uri(request, database, step_package, seeded_db_file, tmp_path):
     """This test's own database, holding what the step's init-db made (the article's user)."""
-    seed = seeded_db_file(step_package)
+    seed = seeded_db_file(step_package, real_hashes(request))
     if database == "sqlite":
         copy = tmp_path / "app.sqlite"
         if seed.exists():

@@ -24,12 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.security import generate_password_hash
 
-from conftest import ADMIN, BAD_INPUT_CASES, another_key, sign_as, signing_key
+from conftest import ADMIN, BAD_INPUT_CASES, FAST_HASH, another_key, sign_as, signing_key
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # short keys on purpose
 
 PRODUCTION = {"TESTING": False, "DEBUG": False}
-FAST = "pbkdf2:sha256:1"  # for the generated runs only: the real code path, without the slow cost
 LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')
 
 
@@ -41,16 +40,14 @@ def run(examples):
 
 
 @pytest.fixture
-def app(make_app, models, monkeypatch):
+def app(make_app, models):
     """The step in production mode, its users' passwords hashed fast, an inactive user and a doomed one."""
     app = make_app(**PRODUCTION)
-    monkeypatch.setattr(models, "dummy_hash", lambda: generate_password_hash("no user", method=FAST))
     with app.app_context():
         db, User = models.db, models.User
-        db.session.execute(db.update(User).values(password=generate_password_hash(ADMIN["password"], method=FAST)))
         for name, active in (("inactive@gmail.com", False), ("ghost@gmail.com", True)):
             db.session.execute(User.__table__.insert().values(
-                username=name, password=generate_password_hash("123456", method=FAST), active=active))
+                username=name, password=generate_password_hash("123456", method=FAST_HASH), active=active))
         db.session.commit()
     return app
 

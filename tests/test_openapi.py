@@ -30,13 +30,12 @@ from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31  # the specification's schema, as schemathesis ships it
 from werkzeug.security import generate_password_hash
 
-from conftest import ADMIN, another_key, sign_as
+from conftest import ADMIN, FAST_HASH, another_key, sign_as
 from tutorial.live import free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
 PRODUCTION = {"TESTING": False, "DEBUG": False}
-FAST = "pbkdf2:sha256:1"  # the probes' users: the real code path, without the slow hash
 INACTIVE, GHOST = "inactive@gmail.com", "ghost@gmail.com"  # the document's "inactive user" example; a deleted user
 METHODS = ("get", "post", "put", "patch", "delete")
 GOOD = {"accessToken": "access", "refreshToken": "refresh", "accessCookie": "access cookie", "refreshCookie": "refresh cookie",
@@ -126,16 +125,14 @@ def test_the_app_serves_its_document(client, step_package):
 
 
 @pytest.fixture
-def apps(make_app, models, monkeypatch):
+def apps(make_app, models):
     """The step in production mode on a seeded database; the same with the database, and the blocklist, down."""
-    monkeypatch.setattr(models, "dummy_hash", lambda: generate_password_hash("no user", method=FAST))
     app = make_app(**PRODUCTION)
     with app.app_context():
         db, User = models.db, models.User
-        db.session.execute(db.update(User).values(password=generate_password_hash(ADMIN["password"], method=FAST)))
         for name, active in ((INACTIVE, False), (GHOST, True)) + (((PLAIN, True),) if hasattr(User, "role") else ()):
             db.session.execute(User.__table__.insert().values(
-                username=name, password=generate_password_hash(ADMIN["password"], method=FAST), active=active))
+                username=name, password=generate_password_hash(ADMIN["password"], method=FAST_HASH), active=active))
         db.session.commit()
     unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     made = {

@@ -97,6 +97,7 @@ def test_step02_users_is_open_to_anyone(client):
     assert client.get("/users").status_code == 200
 
 
+@pytest.mark.real_password_hashes  # the hash itself is checked: the step's own method
 @pytest.mark.since("step02_db")
 @pytest.mark.databases
 def test_init_db_creates_tables_and_the_article_user(app, models, runner):
@@ -203,6 +204,7 @@ def test_inactive_user_cannot_log_in(app, models, client):
     assert (wrong.status_code, wrong.get_json()["code"]) == (401, 202)
 
 
+@pytest.mark.real_password_hashes  # the hash itself is checked: the step's own method
 @pytest.mark.since("step02_db")
 @pytest.mark.parametrize("username", ["admin@gmail.com", "nobody@gmail.com"])
 def test_login_checks_one_password_hash_whether_or_not_the_user_exists(client, models, monkeypatch, username):
@@ -215,6 +217,7 @@ def test_login_checks_one_password_hash_whether_or_not_the_user_exists(client, m
     assert checked[0].split("$")[0] == models.generate_password_hash("x").split("$")[0]  # same method and cost
 
 
+@pytest.mark.real_password_hashes  # the hash itself is checked: the step's own method
 @pytest.mark.since("step02_db")
 def test_same_password_is_stored_differently_and_never_as_the_articles_sha256(models):
     """The article stored sha256("123456"): the same for every user, and in every lookup table."""

@@ -381,7 +381,7 @@ def login_live(server):
 
 @needs_redis
 @pytest.mark.since("step06_revoke")
-@pytest.mark.databases(servers_only=True)
+@pytest.mark.databases(servers_only=True, later_steps_on_one=True)  # each later step on one server, in turn: the database code is copied forward
 def test_two_hosts_behind_a_load_balancer(step, database_uri, redis_blocklist, tmp_path):
     """Two instances of the app on two ports, as two machines would run it, in production mode, sharing the
     signing key, a MariaDB or PostgreSQL database and Redis. A third one has another key."""

@@ -21,7 +21,6 @@ from test_step06_revoke import ACCESS_LINE, SERVERS, closed_port, needs_gunicorn
 from tutorial.live import GunicornServer, LiveServer, issued_tokens
 
 USER = {"username": "learner@example.com", "password": "learner-password"}
-FAST_HASH = "pbkdf2:sha256:1"  # for the users these tests make: hashing is slow on purpose, tests need not be
 
 
 def answer(response):
@@ -61,14 +60,7 @@ def client(app):
 
 
 @pytest.fixture
-def fast_hashes(models, monkeypatch):
-    """Users these tests create get a cheap hash; the article's user keeps init-db's real one."""
-    real = models.generate_password_hash
-    monkeypatch.setattr(models, "generate_password_hash", lambda password, method=FAST_HASH: real(password, method))
-
-
-@pytest.fixture
-def user(client, app, fast_hashes):
+def user(client, app):
     """A plain user, made by the admin through POST /users: (its userid, its fresh access token)."""
     response = client.post("/users", json={**USER, "role": "user"}, headers=bearer(app, fresh=True))
     assert response.status_code == 201, response.get_json()
@@ -85,7 +77,7 @@ def redis_prefixes(redis_blocklist):
 
 
 @pytest.mark.since("step08_accounts")
-def test_init_db_makes_the_articles_user_an_admin_and_create_user_takes_a_role(app, runner, models, fast_hashes):
+def test_init_db_makes_the_articles_user_an_admin_and_create_user_takes_a_role(app, runner, models):
     assert runner.invoke(args=["create-user", "a@example.com", "--password", "pw"]).output == "Created user a@example.com.\n"
     result = runner.invoke(args=["create-user", "b@example.com", "--password", "pw", "--role", "admin"])
     assert result.output == "Created user b@example.com (admin).\n"
@@ -114,7 +106,7 @@ def test_a_user_gets_403_on_the_admin_api_and_an_admin_succeeds(app, client, use
 
 
 @pytest.mark.since("step08_accounts")
-def test_the_role_is_read_from_the_user_row_not_from_the_token(app, client, models, fast_hashes):
+def test_the_role_is_read_from_the_user_row_not_from_the_token(app, client, models):
     """A token that says "admin" is not enough: an admin demoted a second ago is refused with the same token."""
     admin = bearer(app, fresh=True)
     body = client.post("/users", json={"username": "second@example.com", "password": "pw", "role": "admin"}, headers=admin).get_json()
@@ -136,7 +128,7 @@ def test_the_role_is_read_from_the_user_row_not_from_the_token(app, client, mode
     ([], (400, {"code": 400, "message": "the body must be a JSON object"})),
 ])
 @pytest.mark.databases
-def test_creating_a_user_refuses_bad_bodies_and_writes_nothing(app, client, models, fast_hashes, body, expected):
+def test_creating_a_user_refuses_bad_bodies_and_writes_nothing(app, client, models, body, expected):
     assert answer(client.post("/users", json=body, headers=bearer(app))) == expected
     with app.app_context():
         assert [u.username for u in models.User.get_users()] == [ADMIN["username"]]
@@ -203,7 +195,7 @@ def test_fresh_login_checks_the_password_as_login_does(client):
 
 
 @pytest.mark.since("step08_accounts")
-def test_a_password_change_ends_every_earlier_token_access_and_refresh(app, client, fast_hashes):
+def test_a_password_change_ends_every_earlier_token_access_and_refresh(app, client):
     access, refresh = login(client)
     other_device = login(client)  # logged in somewhere else too
     renewed = tokens_from(client.post("/refresh", headers=refresh))[0]
@@ -235,7 +227,7 @@ def test_a_wrong_old_password_changes_nothing(client, app):
 
 @needs_redis
 @pytest.mark.since("step08_accounts")
-@pytest.mark.databases(servers_only=True)
+@pytest.mark.databases(servers_only=True, later_steps_on_one=True)  # step09 on one server
 def test_deactivation_and_a_password_change_end_tokens_on_two_instances(step, database_uri, redis_prefixes):
     """Two hosts, one database server, one Redis: what one host changes, the other honours at its next request."""
     host = {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": TEST_SECRET, "SQLALCHEMY_DATABASE_URI": database_uri, **redis_prefixes}
@@ -435,7 +427,7 @@ def csrf(jar_client, name="csrf_access_token"):
 
 
 @pytest.mark.since("step08_accounts")
-def test_with_cookies_the_admin_api_needs_the_csrf_header(app, fast_hashes):
+def test_with_cookies_the_admin_api_needs_the_csrf_header(app):
     browser = app.test_client()  # keeps the cookies login sets
     assert browser.post("/login", json=ADMIN).status_code == 200
     new_user = {"username": "cookie@example.com", "password": "pw"}
