@@ -1,9 +1,10 @@
-"""Run a step as a learner does — `flask --app <step> run` in a subprocess — and talk to it over real HTTP.
+"""Run a step as a learner does — `flask --app <step> run` in a process of its own — and talk to it over real HTTP.
 
 Used by the black-box tests and the notebooks. The only difference from what a learner runs is the
 database: a file the caller chooses (in a temporary folder), passed through the step's `create_app`,
 or, with db_file=None, whatever the environment says (step05 on reads SQLALCHEMY_DATABASE_URI).
 The learner's own settings (their shell's variables, a .env file) are left out unless passed in `env`.
+On Linux the `flask` processes are forked from one that has imported Flask and the rest already (tutorial/launcher.py).
 """
 import json
 import os
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tutorial import launcher
 from tutorial.steps import steps_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,10 +78,7 @@ def _encoding_errors():
 
 def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=None):
     """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
-    return subprocess.run(
-        flask_command(step, db_file, *args, config=config), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
-        capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=60,
-    )
+    return launcher.run(flask_command(step, db_file, *args, config=config), cwd or steps_dir(), clean_env(env, dotenv), 60)
 
 
 def free_port(port=0):
@@ -128,7 +127,7 @@ class LiveServer:
         fd, self.log_path = tempfile.mkstemp(prefix="live-server-", suffix=".log")
         os.close(fd)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = launcher.popen(self.cmd, steps_dir(), clean_env(env), stdout=log, stderr=subprocess.STDOUT)
         self.ready = False
 
     @property

@@ -48,6 +48,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tutorial import launcher
 from tutorial.live import LiveServer, clean_env, flask_command, run_flask
 from tutorial.steps import ROOT, reference_steps, steps_dir
 
@@ -304,7 +305,7 @@ def run_in_terminal(cmd, env, cwd, timeout=60):
     import pty  # Unix only, as is this check
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env, start_new_session=True)
+    proc = launcher.popen(cmd, cwd, env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     output, answered, deadline = b"", 0, time.monotonic() + timeout
     try:
