@@ -1,4 +1,4 @@
-"""Start `python -m flask ...` in a fraction of the time: a fork server.
+"""Start `python -m flask ...` (and gunicorn) in a fraction of the time: a fork server.
 
 A new interpreter spends ~0.5 s of CPU importing Flask, SQLAlchemy, flask-jwt-extended and the rest before a step's
 own code runs; the tests and notebooks start hundreds of `flask run` and `flask init-db` processes. So, on Linux, one
@@ -23,13 +23,14 @@ import tempfile
 import threading
 import time
 
-MODULES = ("flask",)  # what the fork server runs: `python -m flask ...`; anything else starts as usual
+MODULES = ("flask", "gunicorn")  # what the fork server runs: `python -m flask ...`; anything else starts as usual
 # Imported once by the fork server: what the steps import, never a step itself (each child imports its own copy).
 PRELOAD = (
     "flask", "flask.cli", "werkzeug.serving", "werkzeug.debug", "click", "dotenv", "flask_restful", "flask_cors",
     "flask_sqlalchemy", "sqlalchemy", "sqlalchemy.dialects.sqlite", "sqlalchemy.ext.asyncio", "flask_jwt_extended",
     "jwt", "cryptography.hazmat.primitives.asymmetric.ed25519", "cryptography.hazmat.primitives.serialization",
     "redis", "flask_limiter", "limits.storage", "pymysql", "psycopg", "json", "logging.config", "uuid", "secrets",
+    "gunicorn.app.wsgiapp", "gunicorn.arbiter", "gunicorn.workers.sync", "gunicorn.glogging",
 )
 STARTUP = ("LANG", "LC_ALL", "LC_CTYPE")  # read at start-up, as every PYTHON* variable is
 
