@@ -10,10 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
 from tutorial.steps import reference_steps
 
@@ -34,6 +31,10 @@ def notebook_for(step):
 
 @pytest.mark.parametrize("step", STEPS)
 def test_notebook_runs_without_errors(step, record_property, tmp_path):
+    import nbformat  # imported here, not at collection: jsonschema's import costs every pytest worker ~1 s of CPU
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
     path = notebook_for(step)
     nb = nbformat.read(path, as_version=4)
     # One extra cell, in this in-memory copy only: which Python ran the notebook.
@@ -64,6 +65,8 @@ def test_notebook_runs_without_errors(step, record_property, tmp_path):
 @pytest.mark.parametrize("step", STEPS)
 def test_committed_notebook_holds_a_clean_run(step):
     """The outputs a code host shows come from one clean top-to-bottom run: `uv run python notebooks/regenerate.py`."""
+    import nbformat
+
     path = notebook_for(step)
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
