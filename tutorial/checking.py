@@ -172,7 +172,7 @@ def run_checks(steps, folder, select=None, introduced_only=False, started=None):
                               text=True, encoding="utf-8", errors="replace") as process:
             for line in process.stdout:  # read as it comes: the header waits for the import, not for the tests
                 lines.append(line)
-                if started and line.rstrip("\n") == IMPORTED:
+                if started and line.rstrip("\n").endswith(IMPORTED):  # after whatever the step printed as it imported
                     started()
         seconds = time.monotonic() - started_at
         output = "".join(lines)
