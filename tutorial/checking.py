@@ -1,9 +1,10 @@
 """`tutorial check`: run the reference tests of one step against a folder of step packages.
 
-The tests run in a separate Python process, with the folder being checked first on the import path and named in TUTORIAL_STEPS_DIR (see tutorial/steps.py), so that a step package of the same
-name elsewhere — the reference copy at the repository root — cannot be imported instead. That process first
-imports the step (tutorial/check_plugin.py, import_problem below): a step that does not import is one line
-naming the file and line, and no test runs.
+The tests run in a separate Python process, with the folder being checked first on the import path and named
+in TUTORIAL_STEPS_DIR (see tutorial/steps.py), so that a step package of the same name elsewhere — the
+reference copy at the repository root — cannot be imported instead. That process first imports the step
+(tutorial/check_plugin.py, import_problem below): a step that does not import is one line naming the file and
+line, and no test runs. Several steps of one folder can be checked in one such process (run_checks).
 """
 import importlib
 import json
