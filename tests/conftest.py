@@ -184,6 +184,7 @@ def pytest_generate_tests(metafunc):
     if since:
         first, until = since.args[0], since.kwargs.get("until", STEPS[-1])
         steps = [s for s in STEPS if first <= s <= until]
+    checked = metafunc.config.getoption("tutorial_step", None)  # tutorial check: the cases of other steps would be deselected
     marker = metafunc.definition.get_closest_marker("databases")
     names = (DATABASES[1:] if marker.kwargs.get("servers_only") else DATABASES) if marker else None
     if marker and steps and marker.kwargs.get("later_steps_on_one"):
@@ -196,10 +197,12 @@ def pytest_generate_tests(metafunc):
         cases = [pytest.param(steps[0], *n.values, marks=n.marks) if hasattr(n, "marks") else (steps[0], n) for n in names]
         cases += [pytest.param(s, *n.values, marks=n.marks) if hasattr(n, "marks") else (s, n)
                   for s, n in ((s, turn[i % len(turn)]) for i, s in enumerate(steps[1:]))]
+        if checked:
+            cases = [case for case in cases if getattr(case, "values", case)[0] in checked]
         metafunc.parametrize(("step", "database"), cases, indirect=["database"])
         return
     if steps:
-        metafunc.parametrize("step", steps)
+        metafunc.parametrize("step", [s for s in steps if s in checked] if checked else steps)
     if marker:
         metafunc.parametrize("database", names, indirect=True)
 

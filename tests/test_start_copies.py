@@ -5,6 +5,9 @@ the previous step copied under the new name (a skeleton for step 01) — every t
 `@pytest.mark.since` (tutorial/check_plugin.py). A test for a behaviour the previous step already has is
 marked `@pytest.mark.already_holds`: it is left out of the first rule and must pass on the start copy
 instead. Parametrized over the reference steps, so that a new step is covered as soon as it exists.
+
+The start copies a run checks share one workspace (each under its own step's name) and one `tutorial check`
+process (checking.run_checks): one pytest start-up and collection, not one per step.
 """
 import contextlib
 import io
@@ -14,17 +17,28 @@ import pytest
 from tutorial import checking, cli
 from tutorial.steps import reference_steps
 
+TEST = "test_every_test_a_step_introduces_fails_on_its_start_copy"
+
+
+@pytest.fixture(scope="session")
+def start_copies(request, tmp_path_factory):
+    """{step: CheckResult} of the introduced tests on each start copy this run checks (the cases left after -k, and
+    after a learner's run keeps the finished step's only), all made and checked at once."""
+    steps = sorted({item.callspec.params["step"] for item in request.session.items if getattr(item, "originalname", "") == TEST})
+    workspace = tmp_path_factory.mktemp("start-copies")
+    for step in steps:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["start", step[4:6], "--workspace", str(workspace)]) == 0
+    return checking.run_checks(steps, workspace, introduced_only=True)  # StepError if a start copy does not import
+
 
 # A property of the tests and the steps, the same on every machine: a learner's run checks the finished step's
 # start copy (the workshop tools work here); CI, and --all-steps, every step's (tests/conftest.py).
 @pytest.mark.finished_step_for_learners
+@pytest.mark.xdist_group("start_copies")  # one worker runs them all, on one shared check (start_copies)
 @pytest.mark.parametrize("step", reference_steps())
-def test_every_test_a_step_introduces_fails_on_its_start_copy(step, tmp_path):
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert cli.main(["start", step[4:6], "--workspace", str(tmp_path)]) == 0
-    checking.check_imports(tmp_path, step)
-    result = checking.run_check(step, tmp_path, introduced_only=True)
-    cases = [case for case in result.tests if case["introduced"]]
+def test_every_test_a_step_introduces_fails_on_its_start_copy(step, start_copies):
+    cases = [case for case in start_copies[step].tests if case["introduced"]]
     assert cases, f"{step} introduces no test"
     false_passes = [c["nodeid"] for c in cases if not c["already_holds"] and c["outcome"] == "passed"]
     assert not false_passes, f"pass on the untouched start copy of {step} (check nothing new): {false_passes}"

@@ -1,8 +1,10 @@
 """Workshop mode (tutorial/cli.py): `tutorial start`, `check`, `diff`, `status`, and the READMEs' diff blocks.
 
-Every test works in its own temporary workspace, never in the repository's workspace/. Two tests run a whole
-step's checks (several seconds each); the others stop before pytest starts, or narrow it with -k.
+Every test works in its own temporary workspace, never in the repository's workspace/. One test runs a whole
+step's checks (several seconds); the others stop before any test runs, or narrow them with -k, and the learner
+mistakes share check processes (the `mistakes` fixture).
 """
+import io
 import os
 import re
 import shutil
@@ -54,6 +56,9 @@ def test_check_passes_on_a_copy_of_the_reference_and_names_the_behaviour_that_br
     assert "FAILED  Refusal carries cors header so the front end can read it" in done.stdout
     assert "FAILED  Token signed with another key is refused" in done.stdout
     assert "FAILED  Flask run with and without debug" in done.stdout  # the real server ran the copy too
+    # The learner mistake "a crash under --debug": Werkzeug's debugger page, not JSON, and the likely fix with its section.
+    assert ("likely fix: the server answered an HTML page, not JSON: under --debug that is Werkzeug's debugger showing an "
+            "exception; the server's traceback names the line (see step03_jwt/README.md#without---debug-every-token-problem-is-a-500)") in done.stdout
     # ...with the learner's line that raised, and the rest still passes.
     assert f"raised in {resources.as_posix()}, line " in done.stdout
     assert "passed  Hello answers json" in done.stdout
@@ -141,15 +146,18 @@ def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys):
     assert "assert 404 == 200" in done.stdout
 
 
-def test_diff_is_plain_when_piped_and_skips_readmes_and_caches():
-    done = tutorial("diff", "02", "03")
-    assert done.returncode == 0
-    assert "\033[" not in done.stdout
-    assert done.stdout.startswith("--- step02_db/__init__.py\n+++ step03_jwt/__init__.py\n@@ ")
-    assert "+    @jwt_required()" in done.stdout
-    assert "README" not in done.stdout and "__pycache__" not in done.stdout
-    assert tutorial("diff", "03").stdout == done.stdout  # the previous step by default
-    assert "\033[32m+" in tutorial("diff", "02", "03", "--color", "always").stdout
+def test_diff_is_plain_when_piped_and_skips_readmes_and_caches(capsys):
+    def diff(*args):  # in this process: its captured output is no terminal, as a pipe is not
+        assert cli.main(["diff", *args]) == 0
+        return capsys.readouterr().out
+
+    plain = diff("02", "03")
+    assert "\033[" not in plain
+    assert plain.startswith("--- step02_db/__init__.py\n+++ step03_jwt/__init__.py\n@@ ")
+    assert "+    @jwt_required()" in plain
+    assert "README" not in plain and "__pycache__" not in plain
+    assert diff("03") == plain  # the previous step by default
+    assert "\033[32m+" in diff("02", "03", "--color", "always")
 
 
 class Terminal:
@@ -189,6 +197,7 @@ def test_readme_block_is_inside_the_what_changed_section_and_keeps_the_bullets()
 
 
 # The learner mistakes: each made in a copy of the reference step; the verdict names the likely fix ---------
+# (A forgotten @jwt_required() under --debug, Werkzeug's debugger page: made in the first test above.)
 MISTAKES = [
     pytest.param("step03_jwt", "resources.py", "    @jwt_required()", "    @jwt_required", "users_with_a_token",
                  "write @jwt_required() with parentheses", id="the article's bare @jwt_required"),
@@ -204,25 +213,57 @@ MISTAKES = [
                  "the login answer carries no token", id="no token in the login answer"),
     pytest.param("step03_jwt", "__init__.py", "    app.config.from_mapping(\n", "    app.config.from_mapping(\n        PROPAGATE_EXCEPTIONS=True,\n",
                  "with_and_without_debug", "leave the article's PROPAGATE_EXCEPTIONS = True", id="the article's propagation (debug) fix in step 03"),
-    pytest.param("step03_jwt", "resources.py", "    @jwt_required()  #", "    #", "with_and_without_debug",
-                 "the server answered an HTML page, not JSON", id="a crash under --debug (the debugger's page)"),
     pytest.param("step08_accounts", "accounts.py", "if current_user.role != \"admin\":", "if verify_jwt_in_request()[1].get(\"role\") != \"admin\":",
                  "role_is_read_from_the_user_row", "read the role from the user's row", id="the role read from the token's claim"),
     pytest.param("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}", "login_token_is_eddsa",
                  "put the signing key's kid in every token's header", id="no kid in the token's header"),
 ]
+MISTAKE_TEST = "test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section"
 
 
+@pytest.fixture(scope="session")
+def mistakes(request, tmp_path_factory):
+    """{case id: (how often the mistake's `right` was in its file, the CheckResult of its tests)} for the mistakes this
+    run makes. Each is made in a copy of its step of its own; copies of different steps share a workspace, checked in
+    one process (checking.run_checks, as `tutorial check` runs it): one pytest start-up per workspace, not per mistake."""
+    workspaces = []  # [{step: mistake}]: a workspace holds one copy of each step
+    for item in request.session.items:
+        if getattr(item, "originalname", "") == MISTAKE_TEST:
+            mistake = {**item.callspec.params, "id": item.callspec.id}
+            workspace = next((w for w in workspaces if mistake["step"] not in w), None)
+            if workspace is None:
+                workspace = {}
+                workspaces.append(workspace)
+            workspace[mistake["step"]] = mistake
+    checked = {}
+    for workspace in workspaces:
+        folder, counts = tmp_path_factory.mktemp("mistakes"), {}
+        for step, mistake in workspace.items():
+            path = copy_step(step, folder) / mistake["file"]
+            source = path.read_text(encoding="utf-8")
+            counts[step] = source.count(mistake["right"])
+            path.write_text(source.replace(mistake["right"], mistake["wrong"]), encoding="utf-8")
+        with pytest.MonkeyPatch.context() as learner:  # as tutorial() runs it: a learner's laptop
+            for name in SERVERS_AND_STRICTNESS:
+                learner.delenv(name, raising=False)
+            results = checking.run_checks(sorted(workspace), folder, select=" or ".join(m["select"] for m in workspace.values()))
+        for step, mistake in workspace.items():  # -k joined every mistake's select (a fragment of a test's name): its own only
+            result = results[step]
+            result.behaviours = [b for b in result.behaviours if mistake["select"] in b.function]
+            checked[mistake["id"]] = counts[step], result
+    return checked
+
+
+@pytest.mark.xdist_group("mistakes")  # one worker makes them all (mistakes)
 @pytest.mark.parametrize("step, file, right, wrong, select, fix", MISTAKES)
-def test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section(tmp_path, step, file, right, wrong, select, fix):
-    path = copy_step(step, tmp_path) / file
-    source = path.read_text(encoding="utf-8")
-    assert source.count(right) == 1, f"{step}/{file} no longer has {right!r}: update MISTAKES"
-    path.write_text(source.replace(right, wrong), encoding="utf-8")
-    done = tutorial("check", step[4:6], "--workspace", tmp_path, "-k", select)
-    assert done.returncode == 1, done.stdout + done.stderr
-    hints = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("likely fix: ")]
-    assert any(fix in hint for hint in hints), done.stdout
+def test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section(request, mistakes, step, file, right, wrong, select, fix):
+    count, result = mistakes[request.node.callspec.id]
+    assert count == 1, f"{step}/{file} no longer has {right!r}: update MISTAKES"
+    verdicts = io.StringIO()
+    cli.print_verdicts(result, colour=False, out=verdicts)  # what `tutorial check` prints
+    assert not result.passed, verdicts.getvalue()
+    hints = [line.strip() for line in verdicts.getvalue().splitlines() if line.strip().startswith("likely fix: ")]
+    assert any(fix in hint for hint in hints), verdicts.getvalue()
     assert all(re.search(r"\(see step\d\d_\w+/README\.md#[\w-]+\)$", hint) for hint in hints), hints
 
 

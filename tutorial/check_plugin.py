@@ -1,11 +1,14 @@
 """A pytest plugin for `tutorial check`: keep the tests that check one step, and record plain results.
 
-Loaded with `-p tutorial.check_plugin --tutorial-step step03_jwt --tutorial-report results.json`. A test
-checks the step its `step` fixture names (tests/conftest.py): the `since` parametrization, an explicit
-`@pytest.mark.parametrize("step", [...])`, or else the step its file is named after. Only the tests that
-use the `step` fixture and check the chosen step are kept — exactly those that fail when that step is wrong.
-For each, the report records a verdict a learner can read: the test's name and docstring, and for a
-failure the test's line that failed, what was found instead, and the learner's line that raised.
+Loaded with `-p tutorial.check_plugin --tutorial-step step03_jwt --tutorial-report results.json` (several
+--tutorial-step: the tests of each, each case reported with its step). A test checks the step its `step`
+fixture names (tests/conftest.py): the `since` parametrization, an explicit `@pytest.mark.parametrize("step",
+[...])`, or else the step its file is named after. Only the tests that use the `step` fixture and check a
+chosen step are kept — exactly those that fail when that step is wrong (tests/conftest.py does not even make
+the `since` cases of the other steps). Before any test, each chosen step is imported (checking.import_problem):
+one that does not import is reported, and nothing runs. For each test, the report records a verdict a learner
+can read: the test's name and docstring, and for a failure the test's line that failed, what was found
+instead, and the learner's line that raised.
 """
 import json
 import re
@@ -18,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_addoption(parser):
     group = parser.getgroup("tutorial")
-    group.addoption("--tutorial-step", help="keep only the tests that check this step package")
+    group.addoption("--tutorial-step", action="append", help="keep only the tests that check this step package (repeatable)")
     group.addoption("--tutorial-report", help="write the results, as JSON, to this file")
     group.addoption("--tutorial-introduced", action="store_true",
                     help="keep only the tests the step introduces (not those inherited from earlier steps)")
@@ -45,13 +48,18 @@ def already_holds(item):
     return item.get_closest_marker("already_holds") is not None
 
 
+def checked_steps(config):
+    """The steps this run checks (--tutorial-step), or None when the plugin is loaded without any."""
+    return config.getoption("tutorial_step", None)
+
+
 def pytest_collection_modifyitems(config, items):
-    step = config.getoption("tutorial_step")
-    if not step:
+    steps = checked_steps(config)
+    if not steps:
         return
-    keep = [item for item in items if checked_step(item) == step]
+    keep = [item for item in items if checked_step(item) in steps]
     if config.getoption("tutorial_introduced"):
-        keep = [item for item in keep if introduced(item, step)]
+        keep = [item for item in keep if introduced(item, checked_step(item))]
     kept = set(map(id, keep))
     drop = [item for item in items if id(item) not in kept]
     if drop:
@@ -121,23 +129,40 @@ def logged_error(report):
 class Recorder:
     def __init__(self, config):
         self.config = config
-        self.step = config.getoption("tutorial_step")
         self.results = {}
         from tutorial.steps import steps_dir
 
         self.steps_dir = steps_dir()
 
+    def write(self, problem=None):
+        report = {"problem": problem, "cases": list(self.results.values())}
+        Path(self.config.getoption("tutorial_report")).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+
+    def pytest_sessionstart(self, session):
+        """Import each checked step here, once, instead of in a process of its own: the first that does not import
+        is the whole report, and no test runs."""
+        from tutorial.checking import IMPORTED, import_problem
+
+        for step in checked_steps(self.config) or ():
+            problem = import_problem(self.steps_dir, step)
+            if problem:
+                self.write({**problem, "step": step})
+                pytest.exit(f"{step} does not import", returncode=pytest.ExitCode.INTERRUPTED)
+        print(IMPORTED, flush=True)  # output is not captured between the hooks: checking.run_checks reads this line
+
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
+        step = checked_step(item)
         result = self.results.setdefault(item.nodeid, {
             "nodeid": item.nodeid,
+            "step": step,
             "file": _relative(str(item.fspath)),
             "function": getattr(item, "originalname", item.name),
             "doc": (getattr(item.function, "__doc__", None) or "").strip().split("\n\n")[0],
-            "case": _case(item, self.step),
-            "introduced": introduced(item, self.step),
+            "case": _case(item, step),
+            "introduced": introduced(item, step),
             "already_holds": already_holds(item),
             "outcome": "passed",
         })
@@ -153,9 +178,7 @@ class Recorder:
                     result["found"] = f"{result.get('found') or ''} — the app logged {logged}"
 
     def pytest_sessionfinish(self, session):
-        path = self.config.getoption("tutorial_report")
-        if path:
-            Path(path).write_text(json.dumps(list(self.results.values()), ensure_ascii=False, indent=1), encoding="utf-8")
+        self.write()
 
 
 def pytest_configure(config):

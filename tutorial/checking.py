@@ -1,9 +1,12 @@
 """`tutorial check`: run the reference tests of one step against a folder of step packages.
 
-The tests run in a separate Python process, started in the folder being checked, with that folder first on
-the import path and named in TUTORIAL_STEPS_DIR (see tutorial/steps.py), so that a step package of the same
-name elsewhere — the reference copy at the repository root — cannot be imported instead.
+The tests run in a separate Python process, with the folder being checked first on the import path and named
+in TUTORIAL_STEPS_DIR (see tutorial/steps.py), so that a step package of the same name elsewhere — the
+reference copy at the repository root — cannot be imported instead. That process first imports the step
+(tutorial/check_plugin.py, import_problem below): a step that does not import is one line naming the file and
+line, and no test runs. Several steps of one folder can be checked in one such process (run_checks).
 """
+import importlib
 import json
 import os
 import re
@@ -11,38 +14,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, StepError
+from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, StepError, import_step
 
-# Run in a fresh interpreter: import the package and each of its modules; print where the first error is.
-PROBE = r"""
-import importlib, json, sys, traceback
-from pathlib import Path
-folder, name = Path(sys.argv[1]).resolve(), sys.argv[2]
-sys.path.insert(0, str(folder))
-problem = None
-try:
-    package = importlib.import_module(name)
-    for module in sorted((folder / name).glob("*.py")):
-        if module.stem != "__init__" and "." not in module.stem:  # gunicorn.conf.py is gunicorn's file, not a module
-            importlib.import_module(f"{name}.{module.stem}")
-    if not callable(getattr(package, "create_app", None)):
-        problem = {"file": str(folder / name / "__init__.py"), "line": None,
-                   "message": "defines no create_app() function, which the tests call to build the app"}
-except BaseException as error:
-    file, line = None, None
-    if isinstance(error, SyntaxError) and error.filename:
-        file, line = error.filename, error.lineno
-    else:
-        for frame in traceback.extract_tb(error.__traceback__):
-            if (folder / name) in Path(frame.filename).resolve().parents:
-                file, line = frame.filename, frame.lineno
-    message = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1]
-    problem = {"file": file, "line": line, "message": message}
-print(json.dumps(problem))
-"""
+# The line check_plugin prints once every checked step imported, before any test runs (run_checks' started()).
+IMPORTED = "tutorial check: the steps import"
 
 
 def shown(path):
@@ -59,26 +38,51 @@ def python_path(folder):
     return str(folder) + (os.pathsep + rest if rest else "")
 
 
-def check_imports(folder, step):
-    """Raise StepError, naming the file and line, if the step package in `folder` does not import."""
+def check_folder(folder, step):
+    """Raise StepError if `folder` holds no package named `step`."""
     package = Path(folder) / step
     if not package.is_dir():
         raise StepError(f"{shown(package)} does not exist")
     if not (package / "__init__.py").is_file():
         raise StepError(f"{shown(package / '__init__.py')} is missing: a step is a package with an __init__.py")
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(folder), step], cwd=folder, capture_output=True, text=True, encoding="utf-8", errors="replace",
-        env={**os.environ, "PYTHONPATH": python_path(folder)}, timeout=120,
-    )
+
+
+def import_problem(folder, step):
+    """Import the step package in `folder` (steps_dir()) and each of its modules: None, or where the first error
+    is ({file, line, message}). Run by check_plugin in the checking process before any test; the modules are
+    forgotten afterwards, so that the tests import the step afresh, in the environment their fixtures make."""
+    folder, package_dir = Path(folder).resolve(), Path(folder).resolve() / step
     try:
-        problem = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        raise StepError(f"{step} could not be imported: {(done.stderr or done.stdout).strip()[-300:]}") from None
-    if problem:
-        where = shown(problem["file"]) if problem["file"] else shown(package)
-        if problem["line"]:
-            where += f", line {problem['line']}"
-        raise StepError(f"{where}: {problem['message']}")
+        package = import_step(step)
+        for module in sorted(package_dir.glob("*.py")):
+            if module.stem != "__init__" and "." not in module.stem:  # gunicorn.conf.py is gunicorn's file, not a module
+                importlib.import_module(f"{step}.{module.stem}")
+        if not callable(getattr(package, "create_app", None)):
+            return {"file": str(package_dir / "__init__.py"), "line": None,
+                    "message": "defines no create_app() function, which the tests call to build the app"}
+        return None
+    except (Exception, SystemExit) as error:
+        file, line = None, None
+        if isinstance(error, SyntaxError) and error.filename:
+            file, line = error.filename, error.lineno
+        else:
+            for frame in traceback.extract_tb(error.__traceback__):
+                if package_dir in Path(frame.filename).resolve().parents:
+                    file, line = frame.filename, frame.lineno
+        message = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1]
+        return {"file": file, "line": line, "message": message}
+    finally:
+        for name in [name for name in sys.modules if name == step or name.startswith(step + ".")]:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+
+def import_error(folder, step, problem):
+    """The StepError for an import_problem(): 'step03_jwt/resources.py, line 2: SyntaxError: ...'."""
+    where = shown(problem["file"]) if problem["file"] else shown(Path(folder) / step)
+    if problem["line"]:
+        where += f", line {problem['line']}"
+    return StepError(f"{where}: {problem['message']}")
 
 
 @dataclass
@@ -135,16 +139,26 @@ def test_files_for(step):
     return files
 
 
-def run_check(step, folder, select=None, introduced_only=False):
-    """Run the tests that check `step` against the package in `folder` (see check_imports first).
-    introduced_only: only the tests the step introduces, not those inherited from earlier steps."""
+def run_check(step, folder, select=None, introduced_only=False, started=None):
+    """Run the tests that check `step` against the package in `folder`: a CheckResult. StepError if the step does
+    not import (naming the file and line: no test runs) or the tests could not run.
+    introduced_only: only the tests the step introduces, not those inherited from earlier steps.
+    started(): called once the step imported, as its tests begin."""
+    return run_checks([step], folder, select, introduced_only, started)[step]
+
+
+def run_checks(steps, folder, select=None, introduced_only=False, started=None):
+    """run_check for several steps of one folder in one pytest process (one start-up and one collection):
+    {step: CheckResult}. StepError if any of them does not import."""
     folder = Path(folder).resolve()
-    test_files = test_files_for(step)
+    for step in steps:
+        check_folder(folder, step)
+    test_files = test_files_for(max(steps))
     with tempfile.TemporaryDirectory(prefix="tutorial-check-") as tmp:
         report = Path(tmp) / "results.json"
         command = [
             sys.executable, "-m", "pytest", *test_files, "-p", "tutorial.check_plugin",
-            "--tutorial-step", step, "--tutorial-report", str(report),
+            *(f"--tutorial-step={step}" for step in steps), "--tutorial-report", str(report),
             "-q", "--no-header", "-p", "no:cacheprovider", "-o", "addopts=", "--tb=no", "-rN",
         ]
         if select:
@@ -153,25 +167,39 @@ def run_check(step, folder, select=None, introduced_only=False):
             command.append("--tutorial-introduced")
         env = {**os.environ, "PYTHONIOENCODING": "utf-8", STEPS_DIR_VARIABLE: str(folder), "PYTHONPATH": python_path(folder),
                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # the step tests need no plugin: ~2 s less per check (hypothesis, schemathesis)
-        started = time.monotonic()
-        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
-        seconds = time.monotonic() - started
-        output = done.stdout + done.stderr
-        if done.returncode not in (0, 1) or not report.exists():
-            if done.returncode == 5:
-                raise StepError(f"no test checks {step}" + (f" with -k {select!r}" if select else ""))
+        started_at = time.monotonic()
+        lines = []
+        with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, encoding="utf-8", errors="replace") as process:
+            for line in process.stdout:  # read as it comes: the header waits for the import, not for the tests
+                lines.append(line)
+                if started and line.rstrip("\n").endswith(IMPORTED):  # after whatever the step printed as it imported
+                    started()
+        seconds = time.monotonic() - started_at
+        output = "".join(lines)
+        results = json.loads(report.read_text(encoding="utf-8")) if report.exists() else None
+        if results and results["problem"]:
+            problem = results["problem"]
+            raise import_error(folder, problem["step"], problem)
+        if process.returncode not in (0, 1) or results is None:
+            if process.returncode == 5:
+                raise StepError(f"no test checks {', '.join(steps)}" + (f" with -k {select!r}" if select else ""))
             tail = "\n".join(output.strip().splitlines()[-15:])
-            raise StepError(f"the tests of {step} could not run (pytest exit status {done.returncode}):\n{tail}")
-        results = json.loads(report.read_text(encoding="utf-8"))
-    behaviours = {}
-    for case in results:
-        if case["outcome"] == "failed":
-            case["hint"] = hint_for(case)
-        key = (case["file"], case["function"])
-        if key not in behaviours:
-            behaviours[key] = Behaviour(case["file"], case["function"], case["doc"])
-        behaviours[key].cases.append(case)
-    return CheckResult(step, folder, list(behaviours.values()), seconds, output)
+            raise StepError(f"the tests of {', '.join(steps)} could not run (pytest exit status {process.returncode}):\n{tail}")
+    checks = {}
+    for step in steps:
+        behaviours = {}
+        for case in results["cases"]:
+            if case["step"] != step:
+                continue
+            if case["outcome"] == "failed":
+                case["hint"] = hint_for(case)
+            key = (case["file"], case["function"])
+            if key not in behaviours:
+                behaviours[key] = Behaviour(case["file"], case["function"], case["doc"])
+            behaviours[key].cases.append(case)
+        checks[step] = CheckResult(step, folder, list(behaviours.values()), seconds, output)
+    return checks
 
 
 # Likely fixes ---------------------------------------------------------------------------------------------
