@@ -4,7 +4,8 @@ Each operation gets the token its document asks for (accessToken or refreshToken
 it is sent, so it always gets one of its own, fresh from POST /login: the shared tokens stay valid for the rest of
 the run. PUT /users/me/password (step08) ends every token of its user, so it is sent for a user of its own, made
 for the case by POST /users with the article's password: the admin's tokens and password stay as they are.
-TUTORIAL_API_URL is the server's address; the article's user is admin@gmail.com / 123456.
+TUTORIAL_API_URL is the server's address; the article's user is admin@gmail.com / 123456. The tokens are cached per
+TUTORIAL_API_URL and TUTORIAL_API_RUN (optional): runs in one process (tests/test_schemathesis.py) never share them.
 """
 import json
 import os
@@ -41,7 +42,11 @@ def own_user_tokens(admin_access):
     return login_tokens(user)
 
 
-@schemathesis.auth(refresh_interval=3600)  # one login for the whole run; /logout logs in again each time
+def this_run(case, ctx):
+    return f"{os.environ['TUTORIAL_API_URL']} {os.environ.get('TUTORIAL_API_RUN', '')}"  # a port may serve again later
+
+
+@schemathesis.auth(refresh_interval=3600, cache_by_key=this_run)  # one login a run; /logout logs in again each time
 class Tokens:
     def get(self, case, ctx):
         return login_tokens()

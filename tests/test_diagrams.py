@@ -1,9 +1,10 @@
 """Every Mermaid diagram in the READMEs renders: a broken one fails here, not on the code host's page.
 
-Each step README has at least one sequence diagram of what the step adds. All diagrams are rendered by
-mermaid-cli (@mermaid-js/mermaid-cli, pinned in package.json: `npm ci`) in one headless Chromium — Debian's,
-found on PATH or named by $CHROMIUM; puppeteer downloads nothing (.puppeteerrc.cjs). Without Node.js, the
-npm packages or Chromium these tests are skipped, and fail under CI (`@pytest.mark.needs("mermaid")`).
+Each step README has at least one sequence diagram of what the step adds. All diagrams are rendered by the
+Mermaid that mermaid-cli installs (@mermaid-js/mermaid-cli, pinned in package.json: `npm ci`), loaded once into one
+page of one headless Chromium (tests/render_mermaid.mjs) — Debian's, found on PATH or named by $CHROMIUM; puppeteer
+downloads nothing (.puppeteerrc.cjs). Without Node.js, the npm packages or Chromium these tests are skipped, and fail
+under CI (`@pytest.mark.needs("mermaid")`).
 """
 import json
 import os
@@ -42,15 +43,18 @@ DIAGRAMS = diagrams()
 
 @pytest.fixture(scope="session")
 def rendered():
+    """{where: error or None}: each distinct text rendered once (a translated README repeats its diagrams verbatim)."""
     node, chromium = needs.found("mermaid")  # skipped where missing, failed under CI (tests/needs.py)
-    listing = [{"id": key, "text": text} for key, text in DIAGRAMS.items()]
+    texts = sorted(set(DIAGRAMS.values()))
+    listing = [{"id": index, "text": text} for index, text in enumerate(texts)]
     done = subprocess.run(
         [node, str(ROOT / "tests" / "render_mermaid.mjs"), chromium], input=json.dumps(listing), cwd=ROOT,
         capture_output=True, text=True, encoding="utf-8", timeout=300,
         env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"},
     )
-    assert done.returncode == 0, f"mermaid-cli could not run:\n{done.stderr[-2000:]}"
-    return {result["id"]: result["error"] for result in json.loads(done.stdout)}
+    assert done.returncode == 0, f"the renderer could not run:\n{done.stderr[-2000:]}"
+    errors = {texts[result["id"]]: result["error"] for result in json.loads(done.stdout)}
+    return {where: errors[text] for where, text in DIAGRAMS.items()}
 
 
 @pytest.mark.needs("mermaid")

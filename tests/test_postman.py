@@ -4,18 +4,28 @@ newman is the npm package pinned in package.json / package-lock.json: `npm ci` a
 installs it into node_modules/ (.ci/run does). Without Node.js and newman the runs are skipped (failed under
 CI=true: tests/needs.py). The collection runs against the finished step (the highest
 stepNN) and step 04 with errorStyle=envelope, and against step 03 under --debug with errorStyle=library;
-every assertion must pass.
+every assertion must pass. Each server runs on a copy of the step's seeded database (tests/conftest.py: what the
+step's init-db makes, the article's password hashed fast); one node process runs every collection run, through newman's
+own Node API with the CLI's options and reporters (tests/run_newman.mjs).
 """
 import json
+import queue
+import re
+import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import needs
-from tutorial.live import LiveServer, flask_cli
 from tutorial.pytest_summary import summary_lines
 from tutorial.steps import reference_steps
+
+# Every run on one worker, whose one node process runs them all (tests/run_newman.mjs).
+pytestmark = pytest.mark.xdist_group("postman")
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = ROOT / "postman" / "flask-jwt.postman_collection.json"
@@ -26,35 +36,51 @@ FINISHED = reference_steps()[-1]  # the highest stepNN present
 # the first step that has it and on the finished one.
 RUNS = [("step03_jwt", ("--debug",), "library"), ("step04_errors", (), "envelope"), ("step06_revoke", (), "envelope"),
         (FINISHED, (), "envelope")]  # step07 on: the token from the cookie jar
+RUN_DONE = re.compile(r"newman run done: (\d+)$")
 
 
-def run_newman(server, error_style, report):
-    done = subprocess.run(
-        [str(needs.found("newman")), "run", str(COLLECTION), "--environment", str(ENVIRONMENT),
-         "--env-var", f"baseUrl={server.url}", "--env-var", f"errorStyle={error_style}",
-         "--reporters", "cli,json", "--reporter-json-export", str(report), "--color", "off", "--disable-unicode"],
-        cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=120,
-    )
-    assert report.exists(), f"newman wrote no report:\n{done.stdout}{done.stderr}"
-    return done, json.loads(report.read_text(encoding="utf-8"))["run"]
+@pytest.fixture(scope="module")
+def newman():
+    """run(server, error_style, report) -> (exit status and CLI output, the run's JSON report): newman's Node API in one
+    node process for the module (tests/run_newman.mjs), not one per run that loads newman again (~0.5 s of CPU)."""
+    needs.found("newman")  # node and node_modules/newman, or skipped (failed under CI)
+    proc = subprocess.Popen([shutil.which("node"), str(ROOT / "tests" / "run_newman.mjs"), str(COLLECTION), str(ENVIRONMENT)],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            encoding="utf-8", errors="replace")
+    lines = queue.Queue()  # read by a thread, so that a run that hangs fails after its time instead of blocking
 
+    def read():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)  # node ended
 
-@pytest.fixture
-def seeded(tmp_path):
-    """A database made by the step's own init-db."""
-    def make(step_name):
-        db_file = tmp_path / f"{step_name}.sqlite"
-        flask_cli(step_name, db_file, "init-db")
-        return db_file
-    return make
+    threading.Thread(target=read, daemon=True).start()
+
+    def run(server, error_style, report):
+        proc.stdin.write(json.dumps({"baseUrl": server.url, "errorStyle": error_style, "report": str(report)}) + "\n")
+        proc.stdin.flush()
+        output, deadline = [], time.monotonic() + 120
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                proc.kill()  # its late output must not pass for a later run's
+                raise AssertionError("newman did not finish in 120 s:\n" + "".join(output)) from None
+            if line is None or (done := RUN_DONE.match(line)):
+                break
+            output.append(line)
+        assert line is not None and report.exists(), f"newman wrote no report:\n{''.join(output)}"
+        return SimpleNamespace(returncode=int(done[1]), stdout="".join(output)), json.loads(report.read_text(encoding="utf-8"))["run"]
+
+    yield run
+    proc.stdin.close()
+    proc.wait(timeout=30)
 
 
 @pytest.mark.needs("newman")
-@pytest.mark.parametrize("step_name, flask_args, error_style", RUNS, ids=[run[0] for run in RUNS])
-def test_the_postman_collection_passes(step_name, flask_args, error_style, seeded, tmp_path, request):
-    with LiveServer(step_name, seeded(step_name), *flask_args) as server:
-        server.wait_until_ready()
-        done, run = run_newman(server, error_style, tmp_path / "newman.json")
+@pytest.mark.parametrize("step, flask_args, error_style", RUNS, ids=[run[0] for run in RUNS])
+def test_the_postman_collection_passes(step, flask_args, error_style, newman, live_server, tmp_path, request):
+    done, run = newman(live_server(*flask_args), error_style, tmp_path / "newman.json")
 
     requests, assertions = run["stats"]["requests"], run["stats"]["assertions"]
     failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
@@ -62,19 +88,17 @@ def test_the_postman_collection_passes(step_name, flask_args, error_style, seede
     items = json.loads(COLLECTION.read_text(encoding="utf-8"))["item"]
     assert requests["total"] == len(items) and requests["failed"] == 0
     assert all(execution.get("assertions") for execution in run["executions"])  # every request tested something
-    summary_lines(request.config)[f"newman {step_name}"] = (
-        f"newman, {step_name}{' ' + ' '.join(flask_args) if flask_args else ''} (errorStyle={error_style}):"
+    summary_lines(request.config)[f"newman {step}"] = (
+        f"newman, {step}{' ' + ' '.join(flask_args) if flask_args else ''} (errorStyle={error_style}):"
         f" {requests['total']} requests, {assertions['total']} assertions, {assertions['failed']} failed"
     )
 
 
 @pytest.mark.needs("newman")
-def test_the_collection_sees_the_articles_token_expired(seeded, tmp_path):
+@pytest.mark.parametrize("step", ["step05_config"])
+def test_the_collection_sees_the_articles_token_expired(newman, live_server, tmp_path):
     """Request 6 against a step started as the README says, with 2-second tokens: the article's answer."""
-    env = {"JWT_ACCESS_TOKEN_EXPIRES": "2"}
-    with LiveServer("step05_config", seeded("step05_config"), env=env) as server:
-        server.wait_until_ready()
-        done, run = run_newman(server, "envelope", tmp_path / "newman.json")
+    done, run = newman(live_server(env={"JWT_ACCESS_TOKEN_EXPIRES": "2"}), "envelope", tmp_path / "newman.json")
     failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
     assert done.returncode == 0 and not failures, "\n".join(failures) + "\n" + done.stdout[-3000:]
     expired = next(e for e in run["executions"] if e["item"]["name"] == "6. Users with an expired token")
@@ -83,11 +107,10 @@ def test_the_collection_sees_the_articles_token_expired(seeded, tmp_path):
 
 
 @pytest.mark.needs("newman")
-def test_a_failed_assertion_fails_the_run(seeded, tmp_path):
+@pytest.mark.parametrize("step", ["step03_jwt"])
+def test_a_failed_assertion_fails_the_run(newman, live_server, tmp_path):
     """Step 03 without --debug answers every token problem with a 500 (fixed in step 04): newman says so."""
-    with LiveServer("step03_jwt", seeded("step03_jwt")) as server:
-        server.wait_until_ready()
-        done, run = run_newman(server, "library", tmp_path / "newman.json")
+    done, run = newman(live_server(), "library", tmp_path / "newman.json")
     failed = {f["source"]["name"] for f in run["failures"]}
     assert done.returncode != 0
     # Request 7 sends no token either (step 03 sets no cookie): the same 500 as request 2.

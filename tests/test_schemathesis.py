@@ -1,5 +1,6 @@
 """Schemathesis against each step from 04 on: requests generated from the step's OpenAPI document, sent to the step
 running as a real server (`flask run`), every answer checked against the document with all of schemathesis' checks.
+The run is schemathesis's own command line (`st run`, the options below), invoked in the test process.
 
 Bounded for CI: SCHEMATHESIS_EXAMPLES (default 20) cases at most per operation and phase, a fixed seed
 (SCHEMATHESIS_SEED, default 15) so that a run can be repeated. More: `SCHEMATHESIS_EXAMPLES=500 uv run pytest
@@ -8,14 +9,14 @@ out: their failures (the 500s of the article) are the lesson, and tests/test_ope
 """
 import os
 import re
-import subprocess
-import sys
+import traceback
+import uuid
 from pathlib import Path
 
 import pytest
-from werkzeug.security import generate_password_hash
+from click.testing import CliRunner
 
-from conftest import ADMIN
+from conftest import TEST_SECRET
 from tutorial.live import LiveServer
 
 HERE = Path(__file__).resolve().parent
@@ -35,32 +36,31 @@ class FastLoginServer(LiveServer):
 
 
 @pytest.fixture
-def server(step, database_uri, make_app, models, tmp_path):
-    app = make_app()
-    with app.app_context():  # the article's user, its password hashed fast (the run logs in often)
-        hashed = generate_password_hash(ADMIN["password"], method="pbkdf2:sha256:1")
-        models.db.session.execute(models.db.update(models.User).values(password=hashed))
-        models.db.session.commit()
+def server(step, database_uri):
+    """The step on a copy of its seeded database (the article's user, its password hashed fast: the run logs in often)."""
     pythonpath = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
     with FastLoginServer(step, database_uri, env={"PYTHONPATH": pythonpath},
-                         config={"BLOCKLIST": "memory", "JWT_SECRET_KEY": app.config["JWT_SECRET_KEY"],
+                         config={"BLOCKLIST": "memory", "JWT_SECRET_KEY": TEST_SECRET,
                                  # step08 on: schemathesis's hundreds of failed logins must not lock out the hooks' own
                                  "LOGIN_LIMIT": "100000 per minute", "LOGIN_LIMIT_PER_ADDRESS": "100000 per minute"}) as live:
         yield live.wait_until_ready()
 
 
 @pytest.mark.since("step04_errors")
-def test_schemathesis_finds_nothing(step, server, tmp_path):
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks", "TUTORIAL_API_URL": server.url,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", server.url + "/openapi.json", "--checks", "all",
-         "--max-examples", EXAMPLES, "--seed", SEED, "--generation-database", "none", "--workers", "1",
-         "--no-color", "--request-timeout", "10", "--suppress-health-check", "all"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600,
-    )
-    output = done.stdout + done.stderr
+def test_schemathesis_finds_nothing(step, server, tmp_path, monkeypatch):
+    # schemathesis's own command line, run in this process: a new one would import schemathesis again (~2 s of CPU)
+    from schemathesis.cli import schemathesis as cli
+
+    monkeypatch.chdir(tmp_path)  # its crash cache goes here, not into the repository
+    # the hooks module is imported once per process: its tokens are cached per run (TUTORIAL_API_RUN)
+    env = {"SCHEMATHESIS_HOOKS": "schemathesis_hooks", "TUTORIAL_API_URL": server.url, "TUTORIAL_API_RUN": uuid.uuid4().hex}
+    done = CliRunner().invoke(cli, [
+        "run", server.url + "/openapi.json", "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED,
+        "--generation-database", "none", "--workers", "1", "--no-color", "--request-timeout", "10",
+        "--suppress-health-check", "all"], env=env)
+    crashed = done.exception is not None and not isinstance(done.exception, SystemExit)
+    output = done.output + ("".join(traceback.format_exception(*done.exc_info)) if crashed else "")
     cases = re.search(r"(\d+) generated", output)
     print(f"schemathesis: {step}: {cases[1] if cases else 0} cases")  # shown with -rP
     assert cases and int(cases[1]) > 0, output  # a run that sent nothing proves nothing
-    assert done.returncode == 0, output + "\n--- server log ---\n" + server.output()[-3000:]
+    assert done.exit_code == 0, output + "\n--- server log ---\n" + server.output()[-3000:]
