@@ -5,8 +5,8 @@ mode (frontend/?mode=cookies), and a hostile page (frontend/hostile.html) on ano
 Three origins, as a learner would run them: the API on 127.0.0.1:<a>, the front end on 127.0.0.1:<b> (another
 origin, the same *site*: cookies are not kept apart by port), and the hostile page either on 127.0.0.1:<c>
 (same site, another origin: SameSite does not stop it, the CSRF check must) or on localhost:<c> (another site:
-the SameSite=Lax cookies are not sent at all). The page servers serve the whole module, and each API the module's
-tests with the same step and settings (tests/test_browser.py).
+the SameSite=Lax cookies are not sent at all). Servers and browser are shared as in tests/test_browser.py: per step,
+one API with the default settings and one with the CSRF check off (THE WRONG WAY), all signing with KEY.
 """
 import json
 import re
