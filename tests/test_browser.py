@@ -158,7 +158,7 @@ def site(browser, step_package, seeded_db_file, page_servers, api_servers):
     The API allows the page's origin; with UPDATE_SCREENSHOT, the README's setup: flask run's port 5000, the page
     on 8000, the development CORS_ORIGINS."""
     page = page_servers("page", 8000 if UPDATE_SCREENSHOT else 0)
-    fresh_browser(browser, page.origin, f"http://localhost:{page.port}")
+    fresh_browser(browser, page.origin)
     env = {"JWT_SECRET_KEY": KEY, **({} if UPDATE_SCREENSHOT else {"CORS_ORIGINS": page.origin})}
     api = api_servers(FINISHED, seeded_db_file(step_package), env, port=5000 if UPDATE_SCREENSHOT else None)
     return SimpleNamespace(api=api, page=page, log=log_part(api))
@@ -259,10 +259,9 @@ def test_an_expired_token_gets_the_articles_message(browser, site, tmp_path):
     assert session_storage(browser, "token") is None
 
 
-def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, site, tmp_path):
-    """The API allows the page's origin, http://127.0.0.1:<port>; the same page as http://localhost:<port> is
-    another origin, which it does not allow."""
-    origin = f"http://localhost:{site.page.port}"
+def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, site, page_servers, tmp_path):
+    """The API allows the page's own port only; the same page comes from another port."""
+    origin = page_servers("other-port").origin
     browser.get_log("browser")  # empty the console
     log_in(browser, origin, site.api)
     wait_for(browser, lambda: visible(browser, "message"), what="an answer")
