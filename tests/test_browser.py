@@ -76,8 +76,8 @@ _SESSION = {}  # the one Chromium of this process's session: see browser
 
 @pytest.fixture(scope="module")
 def browser(request, tmp_path_factory):
-    """Headless Chromium, started once: this module and test_browser_cookies.py (which imports this fixture, so
-    each module has its own) share it, quit when the session ends. Each test starts clean (fresh_browser)."""
+    """Headless Chromium, started once and quit when the session ends: test_browser_cookies.py imports this fixture,
+    and its own instance of it returns the same browser. Each test starts clean (fresh_browser)."""
     chromium, chromedriver = needs.found("chromium")
     if "driver" in _SESSION:
         return _SESSION["driver"]
