@@ -4,8 +4,11 @@ Headless Chromium (Debian: `apt-get install chromium chromium-driver`), driven b
 system's chromedriver; nothing is downloaded. Both are found on PATH (chromium, chromium-browser, google-chrome,
 chrome; chromedriver), or where the variables CHROMIUM and CHROMEDRIVER say. Without them these tests are
 skipped, and fail under CI=true (tests/needs.py). The API is
-the finished step (the highest stepNN), started with `flask run` and its settings from the environment;
-the page is served by `python -m http.server`, on a port of its own.
+the last step whose login answers the token, started with `flask run` and its settings from the environment;
+the page is served by `python -m http.server`, on a port of its own. Starting them was most of a test's cost: the
+page server serves the whole module, an API every test of the module with the same step and settings, and one
+Chromium both modules. Each test starts with a clean browser (no cookies, no storage), logs in afresh, and reads
+only its own part of the API's log.
 
 The README's screenshot is taken by test_log_in_see_the_users_and_log_out; a normal run writes it to a
 temporary folder only. To replace frontend/screenshot.png (with the README's ports, 5000 and 8000, which
@@ -15,23 +18,28 @@ must be free, and the development CORS_ORIGINS):
 """
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import jwt
 import pytest
 
 import needs
-from tutorial.live import LiveServer, flask_cli, free_port, wait_for_port
+from conftest import resign
+from tutorial.live import LiveServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONTEND = ROOT / "frontend"
 SCREENSHOT = FRONTEND / "screenshot.png"
 FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); cookies: test_browser_cookies.py
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
-# One browser per module: under pytest-xdist the module's tests go to one worker (--dist loadgroup).
+KEY = secrets.token_hex(32)  # the servers sign with it (step09 on: the session's KEYS_DIR): a test can make an expired token
+# One browser for both modules: under pytest-xdist the group's tests go to one worker (--dist loadgroup).
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser")]
 
 
@@ -63,9 +71,16 @@ class PageServer:
         self.proc.wait(timeout=10)
 
 
+_SESSION = {}  # the one Chromium of this process's session: see browser
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browser(request, tmp_path_factory):
+    """Headless Chromium, started once and quit when the session ends: test_browser_cookies.py imports this fixture,
+    and its own instance of it returns the same browser. Each test starts clean (fresh_browser)."""
     chromium, chromedriver = needs.found("chromium")
+    if "driver" in _SESSION:
+        return _SESSION["driver"]
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -73,41 +88,90 @@ def browser(tmp_path_factory):
     options.binary_location = str(chromium)
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     # One renderer process for the tests' sites, not one per site and page load (~0.1 s of CPU
+                     # each): cookies, SameSite and CORS are the browser's network service's, the same either way.
+                     "--disable-site-isolation-trials",
                      "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
-    driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
-    yield driver
-    driver.quit()
+    driver = _SESSION["driver"] = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
+    request.config.add_cleanup(lambda: _SESSION.pop("driver").quit())
+    return driver
 
 
-@pytest.fixture
-def servers(tmp_path):
-    """start(...) -> (API server, page server): the page first, so that the API may allow its origin."""
-    started = []
+@pytest.fixture(scope="module")
+def page_servers(tmp_path_factory):
+    """get(name, port=0) -> the module's page server of that name (the front end's, a hostile page's), started once."""
+    started = {}
 
-    def start(allow_page=True, env=None, api_port=None, page_port=0):
-        """allow_page: CORS_ORIGINS names the page's origin; else the development default (port 8000)."""
-        page = PageServer(page_port, log=tmp_path / f"page-{len(started)}.log")
-        started.append(page)
-        env = {**(env or {}), **({"CORS_ORIGINS": page.origin} if allow_page else {})}
-        db_file = tmp_path / "app.sqlite"
-        flask_cli(FINISHED, db_file, "init-db")
-        api = LiveServer(FINISHED, db_file, env=env, port=api_port)
-        started.append(api)
-        return api.wait_until_ready(), page
+    def get(name, port=0):
+        if name not in started:
+            started[name] = PageServer(port, log=tmp_path_factory.mktemp(name) / "page.log")
+        return started[name]
 
-    yield start
-    for server in reversed(started):
+    yield get
+    for server in started.values():
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def api_servers(tmp_path_factory):
+    """get(step, seed, env, port=None) -> the module's API for this step and these settings, started once on a copy
+    of the seed database (what init-db makes): tests with the same settings share it, each logging in afresh."""
+    started = {}
+
+    def get(step, seed, env, port=None):
+        key = (step, tuple(sorted(env.items())))
+        if key not in started:
+            db_file = tmp_path_factory.mktemp(step) / "app.sqlite"
+            shutil.copyfile(seed, db_file)
+            started[key] = LiveServer(step, db_file, env=env, port=port)
+        return started[key].wait_until_ready()
+
+    yield get
+    for server in started.values():
+        server.stop()
+
+
+def fresh_browser(driver, *origins):
+    """No page open, no cookie, no storage left from the module's previous test."""
+    driver.get("about:blank")  # the previous test's page sends nothing more
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    for origin in origins:
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+
+
+def log_part(api):
+    """() -> what the API logged since now: this test's requests, not those of earlier tests on the same server."""
+    start = len(api.output())
+    return lambda: api.output()[start:]
+
+
+@pytest.fixture
+def step():  # the step_package fixture (tests/conftest.py) imports it, with cheap password hashes
+    return FINISHED
+
+
+@pytest.fixture
+def site(browser, step_package, seeded_db_file, page_servers, api_servers):
+    """The API (FINISHED, signing with KEY), the front end's server, and log(): this test's part of the API's log.
+    The API allows the page's origin; with UPDATE_SCREENSHOT, the README's setup: flask run's port 5000, the page
+    on 8000, the development CORS_ORIGINS."""
+    page = page_servers("page", 8000 if UPDATE_SCREENSHOT else 0)
+    fresh_browser(browser, page.origin)
+    env = {"JWT_SECRET_KEY": KEY, **({} if UPDATE_SCREENSHOT else {"CORS_ORIGINS": page.origin})}
+    api = api_servers(FINISHED, seeded_db_file(step_package), env, port=5000 if UPDATE_SCREENSHOT else None)
+    return SimpleNamespace(api=api, page=page, log=log_part(api))
+
+
 def wait_for(driver, condition, timeout=10, what="the page"):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition())
-    except Exception:
+        # The page reacts within tens of ms: looking every 20 ms (a WebDriver command) saves ~50 ms a wait over 100 ms.
+        return WebDriverWait(driver, timeout, poll_frequency=0.02).until(lambda d: condition())
+    except TimeoutException:  # any other error is the condition's own, and says so itself
         message = driver.find_element("id", "message").text
         # What a rare failure needs to be understood afterwards: the rows as the DOM holds them, the page's markers.
         rows, marks = driver.execute_script(
@@ -124,27 +188,26 @@ def visible(driver, element_id):
     return driver.find_element("id", element_id).is_displayed()
 
 
-def log_in(driver, page, api, password="123456"):
-    driver.get(f"{page.origin}/?api={api.url}")
+def log_in(driver, origin, api, password="123456"):
+    driver.get(f"{origin}/?api={api.url}")
     wait_for(driver, lambda: text(driver, "api-url") == api.url, what="the page's script start")
     driver.find_element("id", "password").send_keys(password)
     driver.find_element("id", "login-button").click()
 
 
 def listed_users(driver):
-    return [row.text for row in driver.find_elements("css selector", "#users tbody tr")]
+    """The rows as shown ("1 admin@gmail.com"; "" when hidden), read at once: the page may replace them meanwhile."""
+    return driver.execute_script("return [...document.querySelectorAll('#users tbody tr')]"
+                                 ".map((row) => row.checkVisibility() ? [...row.cells].map((c) => c.innerText).join(' ') : '')")
 
 
 def session_storage(driver, key):
     return driver.execute_script("return window.sessionStorage.getItem(arguments[0])", key)
 
 
-def test_log_in_see_the_users_and_log_out(browser, servers, tmp_path):
-    if UPDATE_SCREENSHOT:  # the README's setup: flask run's port 5000, the page on 8000, the default CORS_ORIGINS
-        api, page = servers(allow_page=False, api_port=5000, page_port=8000)
-    else:
-        api, page = servers()
-    log_in(browser, page, api)
+def test_log_in_see_the_users_and_log_out(browser, site, tmp_path):
+    api = site.api
+    log_in(browser, site.page.origin, api)
     wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list")
 
     token = text(browser, "token")
@@ -172,16 +235,20 @@ def test_log_in_see_the_users_and_log_out(browser, servers, tmp_path):
              what="the answers to POST /logout")
     # From step06 on the server revokes the access and the refresh token (POST /logout, once with each);
     # before, /logout does not exist and the page does not depend on it.
-    revoked = api.output().count('"POST /logout HTTP/1.1" 200')
+    revoked = site.log().count('"POST /logout HTTP/1.1" 200')
     assert text(browser, "message") == "Logged out: this page forgot the token" + (
         f", and the server revoked {revoked} of them." if revoked else "."
     )
 
 
-def test_an_expired_token_gets_the_articles_message(browser, servers, tmp_path):
-    api, page = servers(env={"JWT_ACCESS_TOKEN_EXPIRES": "2"})
-    log_in(browser, page, api)
+def test_an_expired_token_gets_the_articles_message(browser, site, tmp_path):
+    # Not a short-lived token waited out: a loaded machine could let it lapse before the first GET /users. The
+    # stored token is swapped for the same claims, expired, and the page shows it as it shows a token after a login.
+    log_in(browser, site.page.origin, site.api)
     wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list")
+    token = session_storage(browser, "token")
+    claims = {**jwt.decode(token, options={"verify_signature": False}), "exp": int(time.time()) - 60}
+    browser.execute_script("sessionStorage.setItem('token', arguments[0]); showSession()", resign(token, claims, KEY))
     wait_for(browser, lambda: text(browser, "countdown").startswith("expired"), timeout=5, what="the countdown")
 
     browser.find_element("id", "reload-users").click()
@@ -192,21 +259,20 @@ def test_an_expired_token_gets_the_articles_message(browser, servers, tmp_path):
     assert session_storage(browser, "token") is None
 
 
-def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, servers, tmp_path):
-    """The API allows its development default (port 8000) only; the page comes from another port."""
-    api, page = servers(allow_page=False)
-    assert page.port != 8000
+def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, site, page_servers, tmp_path):
+    """The API allows the page's own port only; the same page comes from another port."""
+    origin = page_servers("other-port").origin
     browser.get_log("browser")  # empty the console
-    log_in(browser, page, api)
+    log_in(browser, origin, site.api)
     wait_for(browser, lambda: visible(browser, "message"), what="an answer")
     browser.save_screenshot(str(tmp_path / "blocked.png"))
 
     assert text(browser, "message").startswith("Network or CORS error")
-    assert f"CORS_ORIGINS={page.origin}" in text(browser, "message")
+    assert f"CORS_ORIGINS={origin}" in text(browser, "message")
     assert not visible(browser, "session") and session_storage(browser, "token") is None
     console = "\n".join(entry["message"] for entry in browser.get_log("browser"))
-    assert f"from origin '{page.origin}' has been blocked by CORS policy" in console
+    assert f"from origin '{origin}' has been blocked by CORS policy" in console
     # The browser asked first (the preflight: a JSON body is not a "simple" request), was not allowed,
     # and never sent the login itself.
-    log = api.output()
+    log = site.log()
     assert '"OPTIONS /login HTTP/1.1" 200' in log and "POST /login" not in log

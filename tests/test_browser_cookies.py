@@ -5,11 +5,11 @@ mode (frontend/?mode=cookies), and a hostile page (frontend/hostile.html) on ano
 Three origins, as a learner would run them: the API on 127.0.0.1:<a>, the front end on 127.0.0.1:<b> (another
 origin, the same *site*: cookies are not kept apart by port), and the hostile page either on 127.0.0.1:<c>
 (same site, another origin: SameSite does not stop it, the CSRF check must) or on localhost:<c> (another site:
-the SameSite=Lax cookies are not sent at all).
+the SameSite=Lax cookies are not sent at all). Servers and browser are shared as in tests/test_browser.py: per step,
+one API with the default settings and one with the CSRF check off (THE WRONG WAY), all signing with KEY.
 """
 import json
 import re
-import secrets
 import time
 from types import SimpleNamespace
 
@@ -17,33 +17,26 @@ import jwt
 import pytest
 
 from conftest import resign
-from test_browser import PageServer, browser, listed_users, text, visible, wait_for  # noqa: F401 (browser: a fixture)
-from tutorial.live import LiveServer, flask_cli
+from test_browser import (KEY, api_servers, browser, fresh_browser, listed_users, log_part,  # noqa: F401 (fixtures)
+                          page_servers, text, visible, wait_for)
 
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
 CSRF_COOKIES = {"csrf_access_token", "csrf_refresh_token"}
-KEY = secrets.token_hex(32)  # this module's servers sign with it (step09 on: the session's KEYS_DIR), so a test can make an expired token of its own
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser")]  # as tests/test_browser.py
 
 
 @pytest.fixture
-def site(step, tmp_path, browser):  # noqa: F811 (the fixture imported above)
-    """start(env) -> the API (the step under test), the front end's server, and the hostile page's server."""
-    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})  # nothing left from the previous test's API
-    started = []
+def site(step, step_package, seeded_db_file, browser, page_servers, api_servers):  # noqa: F811 (fixtures imported above)
+    """start(env) -> the API (the step under test, allowing the page's origin, signing with KEY, with these settings
+    too), the front end's server, the hostile page's server, and log(): this test's part of the API's log."""
+    page, hostile = page_servers("page"), page_servers("hostile")
+    fresh_browser(browser, page.origin)
 
     def start(env=None):
-        page, hostile = PageServer(log=tmp_path / "page.log"), PageServer(log=tmp_path / "hostile.log")
-        started.extend([page, hostile])
-        db_file = tmp_path / "app.sqlite"
-        flask_cli(step, db_file, "init-db")
-        api = LiveServer(step, db_file, env={"CORS_ORIGINS": page.origin, **(env or {})})
-        started.append(api)
-        return SimpleNamespace(api=api.wait_until_ready(), page=page, hostile=hostile)
+        api = api_servers(step, seeded_db_file(step_package), {"CORS_ORIGINS": page.origin, "JWT_SECRET_KEY": KEY, **(env or {})})
+        return SimpleNamespace(api=api, page=page, hostile=hostile, log=log_part(api))
 
-    yield start
-    for server in reversed(started):
-        server.stop()
+    return start
 
 
 def browser_cookies(driver):
@@ -59,9 +52,9 @@ def log_in(driver, s):
     wait_for(driver, lambda: listed_users(driver) == ["1 admin@gmail.com"], what="the users list")
 
 
-def requests_seen(api):
-    """[("GET /users", "200"), ...] from the API's log (werkzeug colours the 4xx lines)."""
-    return re.findall(r'"([A-Z]+ \S+) HTTP/1\.1" (\d{3})', re.sub(r"\x1b\[[0-9;]*m", "", api.output()))
+def requests_seen(s):
+    """[("GET /users", "200"), ...] from this test's part of the API's log (werkzeug colours the 4xx lines)."""
+    return re.findall(r'"([A-Z]+ \S+) HTTP/1\.1" (\d{3})', re.sub(r"\x1b\[[0-9;]*m", "", s.log()))
 
 
 def dataset(driver, name):
@@ -86,33 +79,41 @@ def test_cookie_login_lists_the_users_and_no_script_sees_the_jwt(browser, site):
     wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list after a reload")
 
 
+def swap_access_cookie(driver, s, exp):
+    """The access cookie replaced by one with the same claims but this exp, signed as the server signs (KEY)."""
+    cookie = browser_cookies(driver)[("access_token_cookie", "/")]
+    claims = {**jwt.decode(cookie["value"], options={"verify_signature": False}), "exp": exp}
+    kept = {k: cookie[k] for k in ("name", "path", "httpOnly", "sameSite")}
+    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": resign(cookie["value"], claims, KEY)})
+    return browser_cookies(driver)[("access_token_cookie", "/")]["value"]
+
+
 @pytest.mark.since("step07_cookies")
 def test_implicit_refresh_is_seen_by_the_page(browser, site):  # noqa: F811
-    s = site(env={"IMPLICIT_REFRESH_WITHIN": "900"})  # as long as the access token lives: every request renews it
+    s = site()
     log_in(browser, s)
-    before = browser_cookies(browser)[("access_token_cookie", "/")]["value"]
+    # The default IMPLICIT_REFRESH_WITHIN, 5 min: the access cookie is swapped for one with 2 min left, which the
+    # answer to the next request renews (the server's own 15-min cookie would not be, and no test waits 10 min).
+    before = swap_access_cookie(browser, s, int(time.time()) + 120)
     renewals = int(dataset(browser, "renewals") or 0)
     browser.find_element("id", "reload-users").click()
     wait_for(browser, lambda: int(dataset(browser, "renewals") or 0) > renewals, what="a renewed access cookie")
     assert browser_cookies(browser)[("access_token_cookie", "/")]["value"] != before
     assert "(implicit refresh)" in text(browser, "message")
-    assert "POST /refresh" not in s.api.output()  # nobody called /refresh: the answer to GET /users carried it
+    assert "POST /refresh" not in s.log()  # nobody called /refresh: the answer to GET /users carried it
 
 
 @pytest.mark.since("step07_cookies")
 def test_an_expired_access_cookie_is_renewed_through_refresh(browser, site):  # noqa: F811
     # Not a short-lived token waited out: the token /refresh gives would be as short-lived, and a loaded machine
     # could let it lapse before the retried GET. The access cookie is swapped for the same claims, expired.
-    s = site(env={"JWT_SECRET_KEY": KEY, "IMPLICIT_REFRESH_WITHIN": "0"})
+    s = site()
     log_in(browser, s)
-    cookie = browser_cookies(browser)[("access_token_cookie", "/")]
-    claims = {**jwt.decode(cookie["value"], options={"verify_signature": False}), "exp": int(time.time()) - 60}
-    expired = {k: cookie[k] for k in ("name", "path", "httpOnly", "sameSite")}
-    browser.execute_cdp_cmd("Network.setCookie", {**expired, "url": s.api.url, "value": resign(cookie["value"], claims, KEY)})
+    swap_access_cookie(browser, s, int(time.time()) - 60)
     browser.find_element("id", "reload-users").click()
     wait_for(browser, lambda: dataset(browser, "refreshed") == "1", what="POST /refresh")
     wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list")
-    seen = requests_seen(s.api)
+    seen = requests_seen(s)
     assert ("GET /users", "401") in seen and ("POST /refresh", "200") in seen, seen
 
 
@@ -124,13 +125,13 @@ def test_logout_clears_every_cookie(browser, site):  # noqa: F811
     wait_for(browser, lambda: dataset(browser, "logout") == "done", what="the answer to POST /logout")
     assert text(browser, "message") == "Logged out: the server revoked both tokens and removed the cookies."
     assert browser_cookies(browser) == {} and browser.execute_script("return document.cookie") == ""
-    assert visible(browser, "login") and ("POST /logout", "200") in requests_seen(s.api)
+    assert visible(browser, "login") and ("POST /logout", "200") in requests_seen(s)
 
 
 # The attack -------------------------------------------------------------------------------------------
 
 # Another site with CSRF protection on is not a case of its own: SameSite stops it with the protection off (below),
-# before any CSRF check. Each case starts an API and a browser session (~5 s).
+# before any CSRF check. Each case is a login and two page loads in the browser.
 ATTACKS = [  # (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
     pytest.param("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}, id="same-site-CSRF-check-stops-it"),
     pytest.param("127.0.0.1", "off", {"code": 200, "message": "logged out"}, id="same-site-csrf-off-THE-WRONG-WAY-succeeds"),
@@ -142,7 +143,7 @@ ATTACKS = [  # (where the hostile page is, CSRF protection, what the form's POST
 @pytest.mark.parametrize("attack", ["form", "fetch"])
 @pytest.mark.parametrize("host, protection, form_answer", ATTACKS)
 def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, attack, host, protection, form_answer):  # noqa: F811
-    s = site(env={"JWT_COOKIE_CSRF_PROTECT": "true" if protection == "on" else "false"})
+    s = site(env={} if protection == "on" else {"JWT_COOKIE_CSRF_PROTECT": "false"})  # on: the default
     log_in(browser, s)
     browser.get(f"http://{host}:{s.hostile.port}/hostile.html?api={s.api.url}&attack={attack}")
     if attack == "form":  # the tab has navigated to the API's answer
@@ -150,9 +151,9 @@ def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, attack, h
         assert json.loads(browser.find_element("tag name", "body").text) == form_answer
     else:  # fetch: the answer is hidden from the page (CORS), the API's log says what happened
         wait_for(browser, lambda: dataset(browser, "sent") == "yes", what="the fetch")
-        wait_for(browser, lambda: "POST /logout" in s.api.output(), what="the fetch reaching the API")
+        wait_for(browser, lambda: "POST /logout" in s.log(), what="the fetch reaching the API")
     succeeded = form_answer["code"] == 200
-    assert [r for r in requests_seen(s.api) if r[0] == "POST /logout"] == [("POST /logout", "200" if succeeded else "401")]
+    assert [r for r in requests_seen(s) if r[0] == "POST /logout"] == [("POST /logout", "200" if succeeded else "401")]
     # The visitor's own tab: still logged in, unless the attack worked.
     browser.get(f"{s.page.origin}/?api={s.api.url}&mode=cookies")
     if succeeded:
