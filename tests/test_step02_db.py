@@ -194,7 +194,7 @@ def test_create_user_refuses_with_a_clear_message(app, models, runner, username,
 def test_username_comparison_depends_on_the_database(client, database):
     """MySQL/MariaDB's default collation ignores case, trailing spaces and full-width forms: these log in
     as admin@gmail.com there, and nowhere else."""
-    for username in ["Admin@Gmail.com", "admin@gmail.com ", "ＡＤＭＩＮ@gmail.com"]:  # logins change nothing: one database for the three
+    for username in ["Admin@Gmail.com", "admin@gmail.com ", "ＡＤＭＩＮ@gmail.com"]:  # logins change nothing: one database
         response = client.post("/login", json={"username": username, "password": "123456"})
         assert response.status_code == (200 if database == "mysql" else 401), username
 

@@ -87,7 +87,8 @@ def test_bad_settings_stop_start_up_naming_the_variable(step_package, env, varia
         step_package.create_app()
 
 
-@pytest.mark.since("step05_config", until="step05_config")  # step06 on: test_production_without_redis_url_is_one_line, the next setting
+# step06 on: test_production_without_redis_url_is_one_line runs the same command line, one setting further
+@pytest.mark.since("step05_config", until="step05_config")
 def test_the_flask_command_says_it_in_one_line(step):
     done = run_flask(step, None, "init-db", env={"FLASK_CONFIG": "production"})
     assert done.returncode == 1
@@ -143,7 +144,7 @@ def test_article_walkthrough_on_a_fresh_database(step, step_package, models, dat
     engine.dispose()
     env = {"SQLALCHEMY_DATABASE_URI": database_uri}
     # init-db as `flask --app <step> init-db` runs it, create_app() reading the environment, but in this process
-    # (the command line itself: test_dotenv_file_is_read_by_the_flask_command, test_the_flask_command_says_it_in_one_line).
+    # (the command line itself: test_dotenv_file_is_read_by_the_flask_command and the one-line tests).
     monkeypatch.setenv("SQLALCHEMY_DATABASE_URI", database_uri)
     app = step_package.create_app()
     assert "Created user admin@gmail.com" in app.test_cli_runner().invoke(args=["init-db"]).output

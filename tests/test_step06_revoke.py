@@ -390,7 +390,8 @@ def test_two_hosts_behind_a_load_balancer(step, step_package, database_uri, redi
     # The third host only has to refuse, and shares nothing with the two that share: the same settings with another
     # key, in this process (create_app reads them all, so they are set only while it runs).
     with pytest.MonkeyPatch.context() as env:
-        for name, value in {**host, "JWT_SECRET_KEY": "another-" + TEST_SECRET, "KEYS_DIR": str(signing_keys(tmp_path / "other"))}.items():
+        own_key = {"JWT_SECRET_KEY": "another-" + TEST_SECRET, "KEYS_DIR": str(signing_keys(tmp_path / "other"))}
+        for name, value in {**host, **own_key}.items():
             env.setenv(name, value)
         other = step_package.create_app()
     with LiveServer(step, None, env=host) as a, LiveServer(step, None, env=host) as b:
@@ -416,7 +417,7 @@ def test_two_hosts_behind_a_load_balancer(step, step_package, database_uri, redi
 # The load test: 1,000 mixed requests -------------------------------------------------------------------
 
 
-LOAD_REQUESTS = 1_000  # each of 4 workers still refuses revoked tokens about a hundred times; benchmarks/loadtest.py sends 10,000
+LOAD_REQUESTS = 1_000  # each of 4 workers still refuses revoked tokens ~100 times; benchmarks/loadtest.py sends 10,000
 
 
 @needs_gunicorn
