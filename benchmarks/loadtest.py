@@ -7,7 +7,7 @@ token it holds, and check that each one is now refused. Then a sweep sends every
 they are kept to about 1 request in 140.
 
 The test suite runs it against gunicorn with 4 workers on PostgreSQL and Redis
-(tests/test_step06_revoke.py::test_load_mixed_requests, with 3,000). On a server of your own:
+(tests/test_step06_revoke.py::test_load_mixed_requests, with 1,000). On a server of your own:
 
     uv run python benchmarks/loadtest.py --url http://127.0.0.1:5000
 

@@ -56,6 +56,8 @@ def create_database(server_url):
 
 def drop_database(server_url, database_url):
     name = make_url(database_url).database
+    if engine := _TARGETS.pop(database_url, None):  # its pooled connection would keep the database in use
+        engine.dispose()
     engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         force = " WITH (FORCE)" if backend(server_url) == "postgresql" else ""
@@ -63,10 +65,18 @@ def drop_database(server_url, database_url):
     engine.dispose()
 
 
+# One engine per target database, kept for the session: most of a copy's cost was a new connection's handshake
+# and the dialect's first queries, each time (drop_database disposes it).
+_TARGETS = {}
+
+
 def copy_database(source_url, target_url, metadata):
     """Make the target hold the source's tables and rows, with fresh tables (ids start again at 1)."""
     source = create_engine(source_url)
-    target = create_engine(target_url, connect_args=LOCK_TIMEOUT.get(backend(target_url), {}))
+    if target_url not in _TARGETS:
+        _TARGETS[target_url] = create_engine(target_url, connect_args=LOCK_TIMEOUT.get(backend(target_url), {}),
+                                             pool_size=1, pool_pre_ping=True)
+    target = _TARGETS[target_url]
     try:
         metadata.drop_all(target)
         metadata.create_all(target)
@@ -78,4 +88,3 @@ def copy_database(source_url, target_url, metadata):
                     dst.execute(table.insert().values({k: v for k, v in row.items() if k not in generated}))
     finally:
         source.dispose()
-        target.dispose()

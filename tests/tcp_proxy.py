@@ -50,6 +50,10 @@ class TcpProxy:
                 pass
 
     def cut(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the acceptor's accept() at once (Linux), not at its timeout
+        except OSError:  # elsewhere a listening socket cannot be shut down: the timeout wakes it
+            pass
         self.listener.close()
         self.acceptor.join()  # until it has let go of the port, which restore() binds again
         with self.lock:

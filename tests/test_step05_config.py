@@ -87,7 +87,8 @@ def test_bad_settings_stop_start_up_naming_the_variable(step_package, env, varia
         step_package.create_app()
 
 
-@pytest.mark.since("step05_config")
+# step06 on: test_production_without_redis_url_is_one_line runs the same command line, one setting further
+@pytest.mark.since("step05_config", until="step05_config")
 def test_the_flask_command_says_it_in_one_line(step):
     done = run_flask(step, None, "init-db", env={"FLASK_CONFIG": "production"})
     assert done.returncode == 1
@@ -136,14 +137,20 @@ def test_production_server_uses_the_database_and_key_from_the_environment(step, 
 
 @pytest.mark.since("step05_config")
 @pytest.mark.databases(later_steps_on_one=True)  # the URI is step05's concept; later steps' models: test_step02_db.py
-def test_article_walkthrough_on_a_fresh_database(step, models, database_uri):
+def test_article_walkthrough_on_a_fresh_database(step, step_package, models, database_uri, monkeypatch):
     """SQLALCHEMY_DATABASE_URI is all that changes between SQLite, MariaDB/MySQL and PostgreSQL."""
     engine = sqlalchemy.create_engine(database_uri)
     models.db.metadata.drop_all(engine)  # a fresh, empty database
     engine.dispose()
     env = {"SQLALCHEMY_DATABASE_URI": database_uri}
-    assert "Created user admin@gmail.com" in flask_cli(step, None, "init-db", env=env)
-    assert "already exists" in flask_cli(step, None, "init-db", env=env)  # twice: nothing duplicated
+    # init-db as `flask --app <step> init-db` runs it, create_app() reading the environment, but in this process
+    # (the command line itself: test_dotenv_file_is_read_by_the_flask_command and the one-line tests).
+    monkeypatch.setenv("SQLALCHEMY_DATABASE_URI", database_uri)
+    app = step_package.create_app()
+    assert "Created user admin@gmail.com" in app.test_cli_runner().invoke(args=["init-db"]).output
+    assert "already exists" in app.test_cli_runner().invoke(args=["init-db"]).output  # twice: nothing duplicated
+    with app.app_context():  # its pooled connection: a server allows only so many
+        models.db.engine.dispose()
 
     with LiveServer(step, None, env=env) as server:
         status, body, (token, _) = post_for_tokens(server, "/login", ADMIN)  # the token: in the body, or a cookie (step07 on)

@@ -117,9 +117,22 @@ def test_the_role_is_read_from_the_user_row_not_from_the_token(app, client, mode
         403, {"code": 220, "message": "admin required"})
 
 
+def assert_user_refused(app, client, models, body, expected):
+    assert answer(client.post("/users", json=body, headers=bearer(app))) == expected
+    with app.app_context():
+        assert [u.username for u in models.User.get_users()] == [ADMIN["username"]]
+
+
 @pytest.mark.since("step08_accounts")
-@pytest.mark.parametrize("body, expected", [
-    ({"username": ADMIN["username"], "password": "pw"}, (409, {"code": 224, "message": "username already exists"})),
+@pytest.mark.databases
+def test_creating_a_user_that_exists_is_refused_and_writes_nothing(app, client, models):
+    """The database's unique index refuses it: each server's driver raises its own IntegrityError."""
+    assert_user_refused(app, client, models, {"username": ADMIN["username"], "password": "pw"},
+                        (409, {"code": 224, "message": "username already exists"}))
+
+
+@pytest.mark.since("step08_accounts")
+@pytest.mark.parametrize("body, expected", [  # checked before the database is asked: the same on every database
     ({"password": "pw"}, (400, {"code": 400, "message": "用户名不能为空"})),
     ({"username": "n@example.com"}, (400, {"code": 400, "message": "密码不能为空"})),
     ({"username": "n@example.com", "password": "pw", "role": "root"}, (400, {"code": 400, "message": "role must be user or admin"})),
@@ -127,11 +140,8 @@ def test_the_role_is_read_from_the_user_row_not_from_the_token(app, client, mode
     ({"username": 5, "password": "pw"}, (400, {"code": 400, "message": "username must be a string"})),
     ([], (400, {"code": 400, "message": "the body must be a JSON object"})),
 ])
-@pytest.mark.databases
 def test_creating_a_user_refuses_bad_bodies_and_writes_nothing(app, client, models, body, expected):
-    assert answer(client.post("/users", json=body, headers=bearer(app))) == expected
-    with app.app_context():
-        assert [u.username for u in models.User.get_users()] == [ADMIN["username"]]
+    assert_user_refused(app, client, models, body, expected)
 
 
 # Deactivation ----------------------------------------------------------------------------------------------
