@@ -116,9 +116,11 @@ class Client:
 
     def __init__(self, env):
         ours, theirs = socket.socketpair()
+        # A session of its own: a notebook kernel that ends does not wait for it as for a child still running (the
+        # socket's end stops it and its children, however its caller ends), and Ctrl+C in a terminal stops the caller.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tutorial.launcher", str(theirs.fileno())], pass_fds=[theirs.fileno()],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
         )
         theirs.close()
         self.sock, self.lock = ours, threading.Lock()
@@ -168,7 +170,6 @@ def serve(fd):
             __import__(name)
         except ImportError:  # not installed here (psycopg on an odd platform, say): the child imports what it needs
             pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the children, which stop; this one ends with them
     assert threading.active_count() == 1, "a fork server must not run threads: a child would inherit their locks"
     sock = socket.socket(fileno=fd)
     children, ended = set(), {}
@@ -200,6 +201,8 @@ def serve(fd):
             for received in fds:
                 os.close(received)
             sock.sendall(json.dumps(answer).encode() + b"\n")
+    except KeyboardInterrupt:
+        pass
     finally:
         for pid in children:  # the caller has gone: its servers go too
             try:
@@ -265,3 +268,4 @@ def _child(message, fds):
 
 if __name__ == "__main__":
     serve(int(sys.argv[1]))
+    os._exit(0)  # nothing to flush: tearing down every module it imported would take the caller ~0.5 s to wait for
