@@ -24,9 +24,6 @@ from pathlib import Path
 import jwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 from schemathesis.specs.openapi.definitions import OPENAPI_31  # the specification's schema, as schemathesis ships it
 from werkzeug.security import generate_password_hash
 
@@ -86,6 +83,10 @@ def escape(key):
 
 def validator(document, pointer):
     """A validator for the schema at `pointer`, its $refs resolved against the whole document."""
+    from jsonschema import Draft202012Validator  # imported by the tests that validate, not at collection: ~1 s of CPU
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     root = {**document, "$ref": "#" + pointer}  # the document's other keys are unknown keywords: ignored
     return Draft202012Validator(root, registry=Registry().with_resource("", Resource(root, DRAFT202012)))
 
@@ -95,6 +96,8 @@ def validator(document, pointer):
 
 @pytest.mark.since("step02_db")
 def test_the_step_has_a_valid_openapi_31_document(step_package):
+    from jsonschema import Draft202012Validator
+
     document, path = load_document(step_package)
     errors = sorted(Draft202012Validator(OPENAPI_31).iter_errors(document), key=str)
     assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:10])
