@@ -22,11 +22,12 @@ import re
 
 import pytest
 
+import needs
 from tutorial import transcripts
 from tutorial.pytest_summary import summary_count, summary_lines
 from tutorial.transcripts import (
     ROOT, TranscriptError, check, commands_outside_console_blocks, normalise, parse_annotation, parse_readme,
-    problems, run_block, step_readmes, translation_problems, translations,
+    problems, step_readmes, translation_problems, translations,
 )
 
 READMES = step_readmes()
@@ -59,9 +60,22 @@ def block_param(block):
     return pytest.param(block, marks=marks, id=block.id)
 
 
+TEST = "test_console_block_shows_what_runs"
+
+
+@pytest.fixture(scope="session")
+def ran(request):
+    """{block: the error its run raised, or None} for every block this run checks (the cases left after -k, whose
+    needs are there), run four at a time, each in its own folder on its own free port: a block mostly waits (for a
+    server to start, for `sleep 3`), so the waits overlap (transcripts.run_blocks)."""
+    blocks = [item.callspec.params["block"] for item in request.session.items if getattr(item, "originalname", "") == TEST
+              and all(needs.available(name) for marker in item.iter_markers("needs") for name in marker.args)]
+    return transcripts.run_blocks([b for b in blocks if b.readme in ANNOTATED and _kind(b)], workers=4, log=lambda line: None)
+
+
+@pytest.mark.xdist_group("transcripts")  # one worker runs them all, on one shared run (ran)
 @pytest.mark.parametrize("block", [block_param(b) for b in ALL_BLOCKS])
-def test_console_block_shows_what_runs(block, request, tmp_path):
-    """Each block runs on its own, in its own folder and on its own free port: pytest-xdist spreads them."""
+def test_console_block_shows_what_runs(block, request, ran):
     if block.readme not in ANNOTATED:
         summary_lines(request.config)["transcripts: not annotated"] = (
             "README transcripts: not annotated, so not checked: "
@@ -74,10 +88,8 @@ def test_console_block_shows_what_runs(block, request, tmp_path):
         assert named and f"def {named[2]}(" in (ROOT / named[1]).read_text(encoding="utf-8"), \
             f"{block.where}: a block left to another test names it: <!-- transcript: skip ... tests/<file>.py::<test> -->"
         return
-    try:
-        run_block(block, tmp_path)
-    except (TranscriptError, RuntimeError) as error:  # RuntimeError: a server that did not start
-        pytest.fail(f"{block.where}: {error}")
+    if ran[block] is not None:  # a TranscriptError, or a RuntimeError: a server that did not start
+        pytest.fail(f"{block.where}: {ran[block]}")
     found = problems(block)
     assert not found, "\n\n".join(found) + "\n\nIf the code is right, rewrite the README: uv run python -m tutorial.transcripts --update"
     summary_count(request.config, "transcripts",
