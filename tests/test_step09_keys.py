@@ -75,7 +75,7 @@ def cli(app, *args):
 def login_http(login_app):
     """The login app, over real HTTP on a free port, for reports.py to fetch its JWKS from."""
     server = make_server("127.0.0.1", 0, login_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)  # shutdown() waits one
     thread.start()
     yield SimpleNamespace(url=f"http://127.0.0.1:{server.port}", jwks_url=f"http://127.0.0.1:{server.port}/.well-known/jwks.json")
     server.shutdown()
