@@ -93,17 +93,19 @@ def _relative(path):
 def explain(excinfo, item, steps_dir):
     """What went wrong, in a few short fields, from the exception (never a whole traceback)."""
     test_file = Path(str(item.fspath)).resolve()
-    expected = where = raised_at = None
+    expected = where = raised_at = last = None
     for entry in excinfo.traceback:
         path = Path(str(entry.path)).resolve()
         if path == test_file or path.parent == test_file.parent:  # the test, or a fixture in conftest.py
-            try:
-                expected = str(entry.statement).strip().splitlines()[0]
-            except Exception:  # no source for this frame
-                expected = None
+            last = entry
             where = f"{_relative(path)}:{entry.lineno + 1}"
         if steps_dir in path.parents:  # the step's own code (the learner's copy, under `tutorial check`)
             raised_at = f"{_relative(path)}, line {entry.lineno + 1}"
+    if last is not None:  # its statement only: finding one parses the whole file (~10 ms)
+        try:
+            expected = str(last.statement).strip().splitlines()[0]
+        except Exception:  # no source for this frame
+            expected = None
     lines = [line for line in str(excinfo.value).splitlines() if line.strip()]
     if excinfo.errisinstance(AssertionError):
         found = _short(lines[0]) if lines else "assert failed"
