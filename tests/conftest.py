@@ -98,6 +98,9 @@ def carried_forward_on_ends_only(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # Tests of several seconds first: xdist hands out the tests in this order (after its groups), so that no worker is
+    # left running a long one at the end while the other has nothing to do. sort() keeps the order among the rest.
+    items.sort(key=lambda item: item.get_closest_marker("schedule_first") is None)
     if not carried_forward_on_ends_only(config):
         return
     keep, drop = [], []
@@ -131,6 +134,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "finished_step_for_learners: a check of the repository itself, per step: a "
                             "learner's run keeps the finished step's case, CI runs every one (carried_forward_on_ends_only)")
     config.addinivalue_line("markers", "real_password_hashes: the step's own password hash method (not FAST_HASH)")
+    config.addinivalue_line("markers", "schedule_first: a test of several seconds, handed out before the quick ones")
     config.addinivalue_line("markers", "already_holds: a test the step introduces for a behaviour its start copy already has")
 
 

@@ -422,6 +422,7 @@ LOAD_REQUESTS = 1_000  # each of 4 workers still refuses revoked tokens ~100 tim
 
 @needs_gunicorn
 @needs_redis
+@pytest.mark.schedule_first  # seconds long (tests/conftest.py)
 @pytest.mark.parametrize("database", SERVERS[-1:], indirect=True)  # one server is enough: PostgreSQL in .ci/run
 def test_load_mixed_requests(step, database_uri, redis_blocklist, record_property):
     from benchmarks import loadtest

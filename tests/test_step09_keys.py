@@ -385,6 +385,7 @@ def walkthrough_block(step):
 
 
 @pytest.mark.needs("bash")  # the block's commands run in bash, with curl
+@pytest.mark.schedule_first  # seconds long (tests/conftest.py)
 def test_the_readme_walkthrough_with_two_services(step, database_uri, tmp_path):
     """The README's two-service block, run as written: the login service under `flask run` on a free port (for
     :5000), reports.py under `flask run` on another (for :5001), the block's commands in one bash. The transcript

@@ -17,6 +17,8 @@ import pytest
 from tutorial import checking, cli, diffs
 from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step
 
+pytestmark = pytest.mark.schedule_first  # each check is a pytest process of its own (tests/conftest.py)
+
 
 # What tells the step tests of database servers, Redis and strict mode: a learner's laptop has none of them. The
 # verdicts are the tool's, not the servers'; the suite itself runs every step on the servers.

@@ -10,7 +10,10 @@ one that does not import is reported, and nothing runs. For each test, the repor
 can read: the test's name and docstring, and for a failure the test's line that failed, what was found
 instead, and the learner's line that raised.
 """
+import ast
+import functools
 import json
+import linecache
 import re
 from pathlib import Path
 
@@ -90,6 +93,25 @@ def _relative(path):
     return path.as_posix()
 
 
+@functools.lru_cache(maxsize=None)
+def _statements(filename):
+    """(first line, last line) of every statement in a file, parsed once: a check explains hundreds of failures."""
+    try:
+        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    return tuple((node.lineno, node.end_lineno) for node in ast.walk(tree) if isinstance(node, ast.stmt))
+
+
+def statement_at(filename, lineno):
+    """The first line of the innermost statement holding line `lineno` (1-based) of the file, or None."""
+    spans = [span for span in _statements(filename) if span[0] <= lineno <= span[1]]
+    if not spans:
+        return None
+    first, _ = min(spans, key=lambda span: span[1] - span[0])
+    return linecache.getline(filename, first).strip() or None
+
+
 def explain(excinfo, item, steps_dir):
     """What went wrong, in a few short fields, from the exception (never a whole traceback)."""
     test_file = Path(str(item.fspath)).resolve()
@@ -101,11 +123,8 @@ def explain(excinfo, item, steps_dir):
             where = f"{_relative(path)}:{entry.lineno + 1}"
         if steps_dir in path.parents:  # the step's own code (the learner's copy, under `tutorial check`)
             raised_at = f"{_relative(path)}, line {entry.lineno + 1}"
-    if last is not None:  # its statement only: finding one parses the whole file (~10 ms)
-        try:
-            expected = str(last.statement).strip().splitlines()[0]
-        except Exception:  # no source for this frame
-            expected = None
+    if last is not None:
+        expected = statement_at(str(last.path), last.lineno + 1)
     lines = [line for line in str(excinfo.value).splitlines() if line.strip()]
     if excinfo.errisinstance(AssertionError):
         found = _short(lines[0]) if lines else "assert failed"
