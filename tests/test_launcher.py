@@ -1,15 +1,20 @@
 """tutorial/launcher.py: a `flask` command forked from the fork server (Linux) says and does what the same command
 says and does as a new process (TUTORIAL_NO_FORK=1, and every other system): output, exit status, files, database.
 On other systems both runs are new processes, and the comparison still holds."""
+import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 
 import jwt
 import pytest
 
 from tutorial import launcher
-from tutorial.live import LiveServer, run_flask
+from tutorial.live import LiveServer, clean_env, run_flask
+from tutorial.steps import ROOT
 
 COMMANDS = [  # (step, arguments, environment): what the tests and notebooks run
     ("step02_db", ["init-db"], {}),
@@ -62,3 +67,25 @@ def test_a_forked_server_is_a_process_of_its_own(tmp_path):
         claims = jwt.decode(body["token"], options={"verify_signature": False})
         assert (status, claims["exp"] - claims["iat"]) == (200, 15 * 60)  # not the previous server's
     assert launcher.available() is (type(server.proc).__name__ == "ForkedProcess")
+
+
+SESSION = """import json, sys
+from tutorial import launcher, live
+done = live.run_flask("step02_db", sys.argv[1], "init-db")
+client = next(iter(launcher._clients.values()), None)
+print(json.dumps({"said": done.stdout, "status": done.returncode, "shared": client is not None and client.proc is None}))
+"""
+
+
+def test_a_process_given_a_shared_fork_server_forks_from_it_when_set_up_alike(tmp_path):
+    """The notebooks' kernels: a process given the shared server's socket is a session of it instead of starting a
+    server of its own; one whose interpreters are set up otherwise (another PYTHON* value) starts its own. Either
+    way its command does what it does. Where no fork server runs (Windows, macOS), neither is shared."""
+    with launcher.shared(clean_env()) as address:
+        for name, other in (("alike", {}), ("otherwise", {"PYTHONHASHSEED": "7"})):
+            done = subprocess.run([sys.executable, "-c", SESSION, str(tmp_path / f"{name}.sqlite")], cwd=ROOT,
+                                  env={**os.environ, **address, **other}, capture_output=True, text=True, encoding="utf-8")
+            assert done.returncode == 0, done.stderr
+            result = json.loads(done.stdout)
+            assert (result["status"], "Created user admin@gmail.com" in result["said"]) == (0, True)
+            assert result["shared"] is (name == "alike" and launcher.available())

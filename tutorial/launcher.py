@@ -7,14 +7,19 @@ of its own, with its own environment, working folder, standard streams and exit 
 line (`runpy`, as `python -m flask` does), and it imports the step package itself, from its own folder.
 
 What a new interpreter takes from the environment at start-up (every PYTHON* variable, the locale) is the fork
-server's own, so there is one fork server per set of those values. Elsewhere (Windows, macOS, where forking a
+server's own, so there is one fork server per set of those values. A fork server can also be shared (`shared`): the
+processes given its socket in TUTORIAL_FORK_SERVER (the notebooks' kernels, under the tests) each get a session of
+it, forked, instead of a server of their own, when their start-up values are its own. Elsewhere (Windows, macOS, where forking a
 process that has loaded system frameworks is unsafe), with TUTORIAL_NO_FORK=1, or for any other program, `popen`
 and `run` are subprocess.Popen and subprocess.run.
 """
 import atexit
+import contextlib
 import json
 import os
 import runpy
+import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +38,11 @@ PRELOAD = (
     "gunicorn.app.wsgiapp", "gunicorn.arbiter", "gunicorn.workers.sync", "gunicorn.glogging",
 )
 STARTUP = ("LANG", "LC_ALL", "LC_CTYPE")  # read at start-up, as every PYTHON* variable is
+ADDRESS = "TUTORIAL_FORK_SERVER"  # the socket of a shared fork server (`shared`)
+
+
+def _startup_values(env):
+    return sorted([k, v] for k, v in env.items() if k.startswith("PYTHON") or k in STARTUP)
 
 
 def available():
@@ -112,9 +122,19 @@ class ForkedProcess:
 
 
 class Client:
-    """This process's connection to one fork server (a socket pair); one request at a time."""
+    """This process's connection to one fork server (a socket pair), or to a session of a shared one (its socket's
+    address); one request at a time."""
 
-    def __init__(self, env):
+    def __init__(self, env, address=None):
+        if address:  # OSError if it is gone, or if its start-up values are not these
+            self.proc, self.sock = None, socket.socket(socket.AF_UNIX)
+            self.sock.connect(address)
+            self.sock.sendall(json.dumps(_startup_values(env)).encode() + b"\n")
+            self.lock, self.file = threading.Lock(), self.sock.makefile("rb")
+            if self.file.readline() != b'"ok"\n':
+                self.close()
+                raise ConnectionRefusedError(f"the fork server at {address} starts interpreters set up otherwise")
+            return
         ours, theirs = socket.socketpair()
         # A session of its own: a notebook kernel that ends does not wait for it as for a child still running (the
         # socket's end stops it and its children, however its caller ends), and Ctrl+C in a terminal stops the caller.
@@ -131,7 +151,7 @@ class Client:
             socket.send_fds(self.sock, [json.dumps(message).encode() + b"\n"], list(fds))
             line = self.file.readline()
         if not line:
-            raise RuntimeError(f"the fork server ended (exit status {self.proc.wait()})")
+            raise RuntimeError(f"the fork server ended (exit status {self.proc.wait() if self.proc else '?'})")
         answer = json.loads(line)
         if "error" in answer:
             raise RuntimeError(f"the fork server could not start {message.get('args')}: {answer['error']}")
@@ -145,7 +165,8 @@ class Client:
     def close(self):
         self.sock.close()  # the server stops its children that still run, then ends
         self.file.close()
-        self.proc.wait(timeout=10)
+        if self.proc:
+            self.proc.wait(timeout=10)
 
 
 _clients = {}
@@ -153,10 +174,13 @@ _clients_lock = threading.Lock()
 
 
 def _server(env):
-    key = tuple(sorted((k, v) for k, v in env.items() if k.startswith("PYTHON") or k in STARTUP))
+    key = json.dumps(_startup_values(env))
     with _clients_lock:
         if key not in _clients:
-            _clients[key] = Client(env)
+            try:
+                _clients[key] = Client(env, os.environ.get(ADDRESS))
+            except OSError:  # none shared, or not for these values: one of its own
+                _clients[key] = Client(env)
             atexit.register(_clients[key].close)
         return _clients[key]
 
@@ -164,13 +188,67 @@ def _server(env):
 # The fork server itself ------------------------------------------------------------------------------------
 
 
-def serve(fd):
+@contextlib.contextmanager
+def shared(env):
+    """A fork server for other processes (started with `env`, their own): yields the entries to add to their
+    environment ({ADDRESS: its socket}; {} where no fork server runs), and stops it at the end."""
+    if not available():
+        yield {}
+        return
+    folder = tempfile.mkdtemp(prefix="fork-server-")
+    address = os.path.join(folder, "socket")
+    ours, theirs = socket.socketpair()
+    proc = subprocess.Popen([sys.executable, "-m", "tutorial.launcher", str(theirs.fileno()), address],
+                            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            start_new_session=True)
+    theirs.close()
+    try:
+        if ours.recv(16) != b"listening\n":  # its libraries imported, its socket open
+            raise RuntimeError(f"the shared fork server did not start (exit status {proc.wait()})")
+        yield {ADDRESS: address}
+    finally:
+        ours.close()  # it stops listening; sessions still connected end with their callers
+        proc.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _preload():
     for name in PRELOAD:
         try:
             __import__(name)
         except ImportError:  # not installed here (psycopg on an odd platform, say): the child imports what it needs
             pass
     assert threading.active_count() == 1, "a fork server must not run threads: a child would inherit their locks"
+
+
+def listen(fd, address):
+    """A shared fork server: for each process that connects with its own start-up values, a session (`serve`) in a
+    child of its own, forked; until the process that started it closes `fd`."""
+    _preload()
+    owner, listener = socket.socket(fileno=fd), socket.socket(socket.AF_UNIX)
+    listener.bind(address)
+    listener.listen()
+    owner.sendall(b"listening\n")
+    values, sessions = _startup_values(os.environ), set()
+    while owner not in select.select([owner, listener], [], [])[0]:  # the owner only ever closes its end
+        conn, _ = listener.accept()
+        with conn.makefile("rb") as asked:  # the caller sends nothing more before the answer
+            same = json.loads(asked.readline() or b"null") == values
+        if not same:
+            conn.sendall(b'"no"\n')
+        elif (pid := os.fork()) == 0:
+            owner.close()
+            listener.close()
+            conn.sendall(b'"ok"\n')
+            serve(conn.detach())
+            os._exit(0)
+        else:
+            sessions.add(pid)
+        conn.close()
+        sessions = {pid for pid in sessions if os.waitpid(pid, os.WNOHANG)[0] == 0}  # reap the ended ones
+
+
+def serve(fd):
     sock = socket.socket(fileno=fd)
     children, ended = set(), {}
     try:
@@ -267,5 +345,9 @@ def _child(message, fds):
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    if len(sys.argv) > 2:
+        listen(int(sys.argv[1]), sys.argv[2])
+    else:
+        _preload()
+        serve(int(sys.argv[1]))
     os._exit(0)  # nothing to flush: tearing down every module it imported would take the caller ~0.5 s to wait for
