@@ -7,7 +7,7 @@ answered.
 tests/test_schemathesis.py generates requests too, from each step's OpenAPI document, and checks them against it.
 What is kept here is what schemathesis does not send, because the document does not describe it:
 - paths and methods the document does not list (any percent-encoded path; TRACE, FOO ...), with any body;
-- bodies that are not what the document says at the byte level: not UTF-8, BOMs, lone surrogates ("\ud800"),
+- bodies that are not what the document says at the byte level: not UTF-8, BOMs, lone surrogates ("\\ud800"),
   NUL characters, JSON nested thousands deep, a body over the size limit, odd Content-Type spellings;
 - Authorization headers with tokens an attacker forges: signed with another key, alg "none", HS384/HS512, claims
   of the wrong type, a deleted user's, a refresh token; schemathesis only leaves the token out or garbles it;
