@@ -22,6 +22,7 @@ import jwt
 import pytest
 
 import db_servers
+import needs
 from tutorial.live import CONFIG_VARIABLES, LiveServer
 from tutorial.pytest_summary import summary_lines
 from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
@@ -211,6 +212,12 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("database", names, indirect=True)
 
 
+def collected_cases(request, test):
+    """The collected cases of the test function named `test` that this run runs (after -k and a learner's run leaves
+    some out): for a session fixture that does their slow part for all of them at once."""
+    return [item for item in request.session.items if getattr(item, "originalname", "") == test]
+
+
 @pytest.fixture
 def step(request):
     """The step package a test checks, by name; `since` parametrizes it over several steps."""
@@ -384,6 +391,29 @@ def auth(app):
 
     with app.app_context():
         return {"Authorization": "Bearer " + create_access_token(identity=ADMIN["username"])}
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Chromium (tests/test_browser.py, tests/test_browser_cookies.py), started once for the session: each
+    test starts clean (test_browser.fresh_browser). Skipped where Chromium or chromedriver is missing (tests/needs.py)."""
+    chromium, chromedriver = needs.found("chromium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     # One renderer process for the tests' sites, not one per site and page load (~0.1 s of CPU
+                     # each): cookies, SameSite and CORS are the browser's network service's, the same either way.
+                     "--disable-site-isolation-trials",
+                     "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
+    driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ skipped, and fail under CI=true (tests/needs.py). The API is
 the last step whose login answers the token, started with `flask run` and its settings from the environment;
 the page is served by `python -m http.server`, on a port of its own. Starting them was most of a test's cost: the
 page server serves the whole module, an API every test of the module with the same step and settings, and one
-Chromium both modules. Each test starts with a clean browser (no cookies, no storage), logs in afresh, and reads
+Chromium (tests/conftest.py) both modules. Each test starts with a clean browser (no cookies, no storage), logs in afresh, and reads
 only its own part of the API's log.
 
 The README's screenshot is taken by test_log_in_see_the_users_and_log_out; a normal run writes it to a
@@ -29,7 +29,6 @@ from types import SimpleNamespace
 import jwt
 import pytest
 
-import needs
 from conftest import resign
 from tutorial.live import LiveServer, free_port, wait_for_port
 
@@ -69,34 +68,6 @@ class PageServer:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
-
-
-_SESSION = {}  # the one Chromium of this process's session: see browser
-
-
-@pytest.fixture(scope="module")
-def browser(request, tmp_path_factory):
-    """Headless Chromium, started once and quit when the session ends: test_browser_cookies.py imports this fixture,
-    and its own instance of it returns the same browser. Each test starts clean (fresh_browser)."""
-    chromium, chromedriver = needs.found("chromium")
-    if "driver" in _SESSION:
-        return _SESSION["driver"]
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     # One renderer process for the tests' sites, not one per site and page load (~0.1 s of CPU
-                     # each): cookies, SameSite and CORS are the browser's network service's, the same either way.
-                     "--disable-site-isolation-trials",
-                     "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
-    driver = _SESSION["driver"] = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
-    request.config.add_cleanup(lambda: _SESSION.pop("driver").quit())
-    return driver
 
 
 @pytest.fixture(scope="module")

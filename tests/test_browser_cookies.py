@@ -17,7 +17,7 @@ import jwt
 import pytest
 
 from conftest import resign
-from test_browser import (KEY, api_servers, browser, fresh_browser, listed_users, log_part,  # noqa: F401 (fixtures)
+from test_browser import (KEY, api_servers, fresh_browser, listed_users, log_part,  # noqa: F401 (fixtures)
                           page_servers, text, visible, wait_for)
 
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
@@ -62,7 +62,7 @@ def dataset(driver, name):
 
 
 @pytest.mark.since("step07_cookies")
-def test_cookie_login_lists_the_users_and_no_script_sees_the_jwt(browser, site):  # noqa: F811
+def test_cookie_login_lists_the_users_and_no_script_sees_the_jwt(browser, site):
     s = site()
     log_in(browser, s)
     assert text(browser, "identity") == "admin@gmail.com"
@@ -89,7 +89,7 @@ def swap_access_cookie(driver, s, exp):
 
 
 @pytest.mark.since("step07_cookies")
-def test_implicit_refresh_is_seen_by_the_page(browser, site):  # noqa: F811
+def test_implicit_refresh_is_seen_by_the_page(browser, site):
     s = site()
     log_in(browser, s)
     # The default IMPLICIT_REFRESH_WITHIN, 5 min: the access cookie is swapped for one with 2 min left, which the
@@ -104,7 +104,7 @@ def test_implicit_refresh_is_seen_by_the_page(browser, site):  # noqa: F811
 
 
 @pytest.mark.since("step07_cookies")
-def test_an_expired_access_cookie_is_renewed_through_refresh(browser, site):  # noqa: F811
+def test_an_expired_access_cookie_is_renewed_through_refresh(browser, site):
     # Not a short-lived token waited out: the token /refresh gives would be as short-lived, and a loaded machine
     # could let it lapse before the retried GET. The access cookie is swapped for the same claims, expired.
     s = site()
@@ -118,7 +118,7 @@ def test_an_expired_access_cookie_is_renewed_through_refresh(browser, site):  # 
 
 
 @pytest.mark.since("step07_cookies")
-def test_logout_clears_every_cookie(browser, site):  # noqa: F811
+def test_logout_clears_every_cookie(browser, site):
     s = site()
     log_in(browser, s)
     browser.find_element("id", "logout").click()
@@ -142,7 +142,7 @@ ATTACKS = [  # (where the hostile page is, CSRF protection, what the form's POST
 @pytest.mark.since("step07_cookies")
 @pytest.mark.parametrize("attack", ["form", "fetch"])
 @pytest.mark.parametrize("host, protection, form_answer", ATTACKS)
-def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, attack, host, protection, form_answer):  # noqa: F811
+def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, attack, host, protection, form_answer):
     s = site(env={} if protection == "on" else {"JWT_COOKIE_CSRF_PROTECT": "false"})  # on: the default
     log_in(browser, s)
     browser.get(f"http://{host}:{s.hostile.port}/hostile.html?api={s.api.url}&attack={attack}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import collected_cases
 from tutorial import launcher, live
 from tutorial.steps import reference_steps
 
@@ -48,7 +49,7 @@ def executed(request, tmp_path_factory):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    steps = [item.callspec.params["step"] for item in request.session.items if getattr(item, "originalname", "") == TEST]
+    steps = [item.callspec.params["step"] for item in collected_cases(request, TEST)]
 
     async def run(step, at_once):
         async with at_once:

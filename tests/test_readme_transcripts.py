@@ -23,6 +23,7 @@ import re
 import pytest
 
 import needs
+from conftest import collected_cases
 from tutorial import transcripts
 from tutorial.pytest_summary import summary_count, summary_lines
 from tutorial.transcripts import (
@@ -68,8 +69,8 @@ def ran(request):
     """{block: the error its run raised, or None} for every block this run checks (the cases left after -k, whose
     needs are there), run four at a time, each in its own folder on its own free port: a block mostly waits (for a
     server to start, for `sleep 3`), so the waits overlap (transcripts.run_blocks)."""
-    blocks = [item.callspec.params["block"] for item in request.session.items if getattr(item, "originalname", "") == TEST
-              and all(needs.available(name) for marker in item.iter_markers("needs") for name in marker.args)]
+    blocks = [item.callspec.params["block"] for item in collected_cases(request, TEST)
+              if all(needs.available(name) for marker in item.iter_markers("needs") for name in marker.args)]
     return transcripts.run_blocks([b for b in blocks if b.readme in ANNOTATED and _kind(b)], workers=4, log=lambda line: None)
 
 

@@ -14,6 +14,7 @@ import io
 
 import pytest
 
+from conftest import collected_cases
 from tutorial import checking, cli
 from tutorial.steps import reference_steps
 
@@ -24,7 +25,7 @@ TEST = "test_every_test_a_step_introduces_fails_on_its_start_copy"
 def start_copies(request, tmp_path_factory):
     """{step: CheckResult} of the introduced tests on each start copy this run checks (the cases left after -k, and
     after a learner's run keeps the finished step's only), all made and checked at once."""
-    steps = sorted({item.callspec.params["step"] for item in request.session.items if getattr(item, "originalname", "") == TEST})
+    steps = sorted({item.callspec.params["step"] for item in collected_cases(request, TEST)})
     workspace = tmp_path_factory.mktemp("start-copies")
     for step in steps:
         with contextlib.redirect_stdout(io.StringIO()):

@@ -14,6 +14,7 @@ import textwrap
 
 import pytest
 
+from conftest import collected_cases
 from tutorial import checking, cli, diffs
 from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step
 
@@ -229,14 +230,13 @@ def mistakes(request, tmp_path_factory):
     run makes. Each is made in a copy of its step of its own; copies of different steps share a workspace, checked in
     one process (checking.run_checks, as `tutorial check` runs it): one pytest start-up per workspace, not per mistake."""
     workspaces = []  # [{step: mistake}]: a workspace holds one copy of each step
-    for item in request.session.items:
-        if getattr(item, "originalname", "") == MISTAKE_TEST:
-            mistake = {**item.callspec.params, "id": item.callspec.id}
-            workspace = next((w for w in workspaces if mistake["step"] not in w), None)
-            if workspace is None:
-                workspace = {}
-                workspaces.append(workspace)
-            workspace[mistake["step"]] = mistake
+    for item in collected_cases(request, MISTAKE_TEST):
+        mistake = {**item.callspec.params, "id": item.callspec.id}
+        workspace = next((w for w in workspaces if mistake["step"] not in w), None)
+        if workspace is None:
+            workspace = {}
+            workspaces.append(workspace)
+        workspace[mistake["step"]] = mistake
     checked = {}
     for workspace in workspaces:
         folder, counts = tmp_path_factory.mktemp("mistakes"), {}
