@@ -22,7 +22,6 @@ import jwt
 import pytest
 
 import db_servers
-import needs
 from tutorial.live import CONFIG_VARIABLES, LiveServer
 from tutorial.pytest_summary import summary_lines
 from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
@@ -397,10 +396,11 @@ def auth(app):
 def browser(tmp_path_factory):
     """Headless Chromium (tests/test_browser.py, tests/test_browser_cookies.py), started once for the session: each
     test starts clean (test_browser.fresh_browser). Skipped where Chromium or chromedriver is missing (tests/needs.py)."""
-    chromium, chromedriver = needs.found("chromium")
+    import needs  # here, not at the top: imported before pytest_plugins loads it, its asserts would not be rewritten
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    chromium, chromedriver = needs.found("chromium")
     options = webdriver.ChromeOptions()
     options.binary_location = str(chromium)
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
