@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from conftest import collected_cases
-from tutorial import launcher, live
 from tutorial.steps import reference_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +60,7 @@ def executed(request, tmp_path_factory):
             tmp = tmp_path_factory.mktemp(step)  # the notebook's TMPDIR: a failed run leaves its files there to inspect
             started, error = time.monotonic(), None
             try:
-                await client.async_execute(env={**os.environ, "TMPDIR": str(tmp), **fork_server})
+                await client.async_execute(env={**os.environ, "TMPDIR": str(tmp)})
             except CellExecutionError as raised:
                 error = raised
             return step, (nb, round(time.monotonic() - started, 1), error, tmp)
@@ -70,10 +69,7 @@ def executed(request, tmp_path_factory):
         at_once = asyncio.Semaphore(AT_ONCE)
         return dict(await asyncio.gather(*(run(step, at_once) for step in steps if notebook_path(step).is_file())))
 
-    # The kernels' `flask` commands: one fork server for all of them, each kernel a session of it (tutorial/launcher.py),
-    # instead of one each (~0.8 s of CPU apiece, importing Flask and the rest). Started as the kernels' servers start.
-    with launcher.shared(live.clean_env()) as fork_server:
-        return asyncio.run(run_all())
+    return asyncio.run(run_all())
 
 
 @pytest.mark.xdist_group("notebooks")  # one worker runs them all (executed)

@@ -4,7 +4,9 @@ Used by the black-box tests and the notebooks. The only difference from what a l
 database: a file the caller chooses (in a temporary folder), passed through the step's `create_app`,
 or, with db_file=None, whatever the environment says (step05 on reads SQLALCHEMY_DATABASE_URI).
 The learner's own settings (their shell's variables, a .env file) are left out unless passed in `env`.
-On Linux the `flask` processes are forked from one that has imported Flask and the rest already (tutorial/launcher.py).
+
+Where the server itself is not the lesson, `AppServer` serves an app built in this process over real HTTP, from
+a thread: the same create_app and answers, without a new process (~1 s of CPU to import Flask and the rest).
 """
 import json
 import os
@@ -14,13 +16,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tutorial import launcher
-from tutorial.steps import steps_dir
+from tutorial.steps import import_step, steps_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +40,7 @@ COOKIE_VARIABLES = (
 # Read from step08 on: the login limits, and how many reverse proxies' X-Forwarded-For to trust.
 ACCOUNT_VARIABLES = ("LOGIN_LIMIT", "LOGIN_LIMIT_PER_ADDRESS", "LOGIN_LIMIT_PREFIX", "TRUSTED_PROXY_HOPS")
 GUNICORN_VARIABLES = ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
+LEARNERS = CONFIG_VARIABLES + REVOKE_VARIABLES + COOKIE_VARIABLES + ACCOUNT_VARIABLES + GUNICORN_VARIABLES
 
 
 def flask_command(step, db_file, *args, config=None):
@@ -55,8 +58,7 @@ def flask_command(step, db_file, *args, config=None):
 
 def clean_env(env=None, dotenv=False):
     """os.environ without the learner's settings, plus `env`; a .env file is read only if `dotenv`."""
-    learners = CONFIG_VARIABLES + REVOKE_VARIABLES + COOKIE_VARIABLES + ACCOUNT_VARIABLES + GUNICORN_VARIABLES
-    clean = {k: v for k, v in os.environ.items() if k not in learners}
+    clean = {k: v for k, v in os.environ.items() if k not in LEARNERS}
     clean["PYTHONIOENCODING"] = "utf-8"  # what the child prints is read as UTF-8, also on Windows (cp1252, GBK)
     if os.environ.get("PYTHONWARNDEFAULTENCODING"):  # CI: our code's EncodingWarning is an error in children too
         clean["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *_encoding_errors()]))
@@ -78,7 +80,8 @@ def _encoding_errors():
 
 def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=None):
     """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
-    return launcher.run(flask_command(step, db_file, *args, config=config), cwd or steps_dir(), clean_env(env, dotenv), 60)
+    return subprocess.run(flask_command(step, db_file, *args, config=config), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
+                          capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=60)
 
 
 def free_port(port=0):
@@ -111,7 +114,88 @@ def flask_cli(step, db_file, *args, **kwargs):
     return done.stdout
 
 
-class LiveServer:
+class HTTPClient:
+    """What both kinds of server offer: url, and request()."""
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.wait_until_ready().port}"
+
+    def request(self, method, path, json_body=None, headers=None, data=None):
+        """Send one request; return (HTTP status, parsed JSON body)."""
+        headers = dict(headers or {})
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+class AppServer(HTTPClient):
+    """An app built in this process (create_app, or build_app below), served over real HTTP on a free port by
+    werkzeug's threaded server, in a thread of this process. For what is not about the server: the answers."""
+
+    def __init__(self, app):
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_request(self, *args):  # no access line per request in a notebook's or a test's output
+                pass
+
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+        self.port = self.server.server_port
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def wait_until_ready(self, timeout=None):
+        return self  # listening since __init__
+
+    def output(self):
+        return ""  # its log goes to this process's logging
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        if "sqlalchemy" in self.app.extensions:  # close pooled connections now: a server allows only so many
+            with self.app.app_context():
+                self.app.extensions["sqlalchemy"].engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+_ENVIRON = threading.Lock()
+
+
+def build_app(step, db_file, config=None, env=None):
+    """The step's app as `flask --app <step> run` would build it with these settings (flask_command), built here:
+    the learner's variables left out and `env` set while create_app reads them."""
+    settings = {}
+    if db_file is not None:
+        settings["SQLALCHEMY_DATABASE_URI"] = str(db_file) if "://" in str(db_file) else f"sqlite:///{Path(db_file).as_posix()}"
+    settings.update(config or {})
+    package = import_step(step)
+    with _ENVIRON:
+        names = {*LEARNERS, *(env or {})}
+        saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+        os.environ.update(env or {})
+        try:
+            return package.create_app(settings or None)
+        finally:
+            for name in names:
+                os.environ.pop(name, None)
+            os.environ.update(saved)
+
+
+class LiveServer(HTTPClient):
     """`flask run` on a port of its own. Start several, then send requests: each waits for its own server.
 
     Unless a port is asked for, the server binds port 0 (the OS chooses a free one) and says which in its
@@ -127,12 +211,8 @@ class LiveServer:
         fd, self.log_path = tempfile.mkstemp(prefix="live-server-", suffix=".log")
         os.close(fd)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = launcher.popen(self.cmd, steps_dir(), clean_env(env), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
         self.ready = False
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.wait_until_ready().port}"
 
     def command(self, step, db_file, *flask_args, config=None):
         return flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)
@@ -151,20 +231,6 @@ class LiveServer:
             wait_for_port(self.port, self.proc, max(0.1, deadline - time.monotonic()), describe)
             self.ready = True
         return self
-
-    def request(self, method, path, json_body=None, headers=None, data=None):
-        """Send one request; return (HTTP status, parsed JSON body)."""
-        self.wait_until_ready()
-        headers = dict(headers or {})
-        if json_body is not None:
-            data = json.dumps(json_body).encode()
-            headers.setdefault("Content-Type", "application/json")
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
 
     def output(self):
         """What the server printed so far (its log)."""

@@ -48,7 +48,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tutorial import launcher
 from tutorial.live import LiveServer, clean_env, flask_command, run_flask
 from tutorial.steps import ROOT, reference_steps, steps_dir
 
@@ -305,7 +304,7 @@ def run_in_terminal(cmd, env, cwd, timeout=60):
     import pty  # Unix only, as is this check
 
     master, slave = pty.openpty()
-    proc = launcher.popen(cmd, cwd, env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     output, answered, deadline = b"", 0, time.monotonic() + timeout
     try:
