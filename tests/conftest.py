@@ -10,6 +10,7 @@ every database the environment configures (see db_servers.py).
 What a test needs beyond Python and uv (Redis, Node.js, Chromium, ...) is declared with
 `@pytest.mark.needs(...)` (tests/needs.py): skipped with a reason on a learner's machine, failed under CI=true.
 """
+import functools
 import importlib
 import importlib.util
 import json
@@ -25,8 +26,6 @@ from types import SimpleNamespace
 import jwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 
 import db_servers
 from tutorial.live import CONFIG_VARIABLES, AppServer, build_app
@@ -276,53 +275,75 @@ def get_with_error():
     return get
 
 
-# Generated bad input (tests/test_bad_input.py, test_step06_revoke.py): what a client can put in a request ------
+# Generated bad input (tests/test_bad_input.py, test_step06_revoke.py) ---------------------------------------------
 
 LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')  # never in an answer
 
 
 def run(examples):
+    """Hypothesis' settings for a generated test of `examples` requests."""
+    from hypothesis import HealthCheck, settings
+
     return settings(
         max_examples=examples, deadline=None, database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
 
 
-NASTY = st.sampled_from([
-    "", " ", "\x00", "a\x00b", "\ud800", "x\udfffy", "😀", "\u202e", "\n", "\r\n", "\\", "%s", "{}", "'", '"',
-    "' OR '1'='1", "admin@gmail.com' --", "'; DROP TABLE user; --", "admin@gmail.com\x00", " admin@gmail.com",
-    "ADMIN@GMAIL.COM", "用户名", "x" * 5000, "\ufeffadmin@gmail.com", "admin@gmail.com\n",
-])
-TEXT = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=60)  # lone surrogates too
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT | NASTY
-JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-                           max_leaves=12)
-USERNAMES = st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | NASTY | TEXT | JSON_VALUES
-PASSWORDS = st.sampled_from([ADMIN["password"], "654321"]) | NASTY | TEXT | JSON_VALUES
+@functools.cache
+def bad_input():
+    """What a client can put in a request, as hypothesis strategies (imported here, not by every test module)."""
+    from hypothesis import strategies as st
 
-LOGIN_OBJECTS = st.builds(
-    lambda fields, extra: {**extra, **fields},
-    st.fixed_dictionaries({}, optional={"username": USERNAMES, "password": PASSWORDS}),
-    st.dictionaries(TEXT, JSON_VALUES, max_size=3),
-)
+    NASTY = st.sampled_from([
+        "", " ", "\x00", "a\x00b", "\ud800", "x\udfffy", "😀", "\u202e", "\n", "\r\n", "\\", "%s", "{}", "'", '"',
+        "' OR '1'='1", "admin@gmail.com' --", "'; DROP TABLE user; --", "admin@gmail.com\x00", " admin@gmail.com",
+        "ADMIN@GMAIL.COM", "用户名", "x" * 5000, "\ufeffadmin@gmail.com", "admin@gmail.com\n",
+    ])
+    TEXT = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=60)  # lone surrogates too
+    SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT | NASTY
+    JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+                               max_leaves=12)
+    USERNAMES = st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | NASTY | TEXT | JSON_VALUES
+    PASSWORDS = st.sampled_from([ADMIN["password"], "654321"]) | NASTY | TEXT | JSON_VALUES
+
+    LOGIN_OBJECTS = st.builds(
+        lambda fields, extra: {**extra, **fields},
+        st.fixed_dictionaries({}, optional={"username": USERNAMES, "password": PASSWORDS}),
+        st.dictionaries(TEXT, JSON_VALUES, max_size=3),
+    )
+
+    def encode_json(value, ascii_only):
+        return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
 
 
-def encode_json(value, ascii_only):
-    return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    BODIES = st.one_of(
+        st.builds(encode_json, JSON_VALUES | LOGIN_OBJECTS, st.booleans()),
+        st.binary(max_size=200),  # not JSON, not even UTF-8
+        st.builds(lambda n: b"[" * n + b"]" * n, st.integers(1, 8000)),  # very deep nesting
+        st.builds(lambda n: b'{"a":' * n + b"1" + b"}" * n, st.integers(1, 3000)),
+        st.just(b'{"username": "admin@gmail.com", "password": "' + b"x" * 20000 + b'"}'),  # over the 16 KiB limit
+        st.sampled_from([b"", b"null", b"{", b'{"username": }', b"\xff\xfe{}", b'\xef\xbb\xbf{"username": "a"}']),
+    )
+    CONTENT_TYPES = st.sampled_from([
+        "application/json", "application/json; charset=utf-8", "application/json; charset=latin-1", "APPLICATION/JSON",
+        "application/vnd.api+json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "", None,
+    ])
+    HEADER_TEXT = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)  # what HTTP can carry
 
+    def authorization_values(tokens):
+        token = st.sampled_from(tokens) | HEADER_TEXT
+        return st.one_of(
+            st.builds(lambda t: f"Bearer {t}", token),
+            st.sampled_from(["Bearer", "Bearer ", "bearer", "JWT", "Basic YWRtaW46MTIzNDU2", "Token abc", "", " "]),
+            st.builds(lambda t, pre, sep: f"{pre}{sep}{t}", token, st.sampled_from(["Bearer", "bearer", "BEARER", "JWT"]),
+                      st.sampled_from([" ", "  ", "\t", ""])),
+            st.builds(lambda t: f"Bearer {t} {t}", token),
+            st.builds(lambda n: "Bearer " + "a" * n, st.integers(1000, 12000)),  # very long
+        )
 
-BODIES = st.one_of(
-    st.builds(encode_json, JSON_VALUES | LOGIN_OBJECTS, st.booleans()),
-    st.binary(max_size=200),  # not JSON, not even UTF-8
-    st.builds(lambda n: b"[" * n + b"]" * n, st.integers(1, 8000)),  # very deep nesting
-    st.builds(lambda n: b'{"a":' * n + b"1" + b"}" * n, st.integers(1, 3000)),
-    st.just(b'{"username": "admin@gmail.com", "password": "' + b"x" * 20000 + b'"}'),  # over the 16 KiB limit
-    st.sampled_from([b"", b"null", b"{", b'{"username": }', b"\xff\xfe{}", b'\xef\xbb\xbf{"username": "a"}']),
-)
-CONTENT_TYPES = st.sampled_from([
-    "application/json", "application/json; charset=utf-8", "application/json; charset=latin-1", "APPLICATION/JSON",
-    "application/vnd.api+json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "", None,
-])
+    return SimpleNamespace(TEXT=TEXT, NASTY=NASTY, LOGIN_OBJECTS=LOGIN_OBJECTS, BODIES=BODIES, CONTENT_TYPES=CONTENT_TYPES,
+                           encode_json=encode_json, authorization_values=authorization_values)
 
 
 def forged_tokens(app):
@@ -361,21 +382,6 @@ def forged_tokens(app):
     with app.app_context():  # the last one: its user is deleted below, after the token was made
         tokens.append(create_access_token(identity="ghost@gmail.com"))
     return tokens
-
-
-HEADER_TEXT = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)  # what HTTP can carry
-
-
-def authorization_values(tokens):
-    token = st.sampled_from(tokens) | HEADER_TEXT
-    return st.one_of(
-        st.builds(lambda t: f"Bearer {t}", token),
-        st.sampled_from(["Bearer", "Bearer ", "bearer", "JWT", "Basic YWRtaW46MTIzNDU2", "Token abc", "", " "]),
-        st.builds(lambda t, pre, sep: f"{pre}{sep}{t}", token, st.sampled_from(["Bearer", "bearer", "BEARER", "JWT"]),
-                  st.sampled_from([" ", "  ", "\t", ""])),
-        st.builds(lambda t: f"Bearer {t} {t}", token),
-        st.builds(lambda n: "Bearer " + "a" * n, st.integers(1000, 12000)),  # very long
-    )
 
 
 def config_for(database_uri, **overrides):

@@ -20,8 +20,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from werkzeug.security import generate_password_hash
 
-from conftest import (BODIES, CONTENT_TYPES, FAST_HASH, LEAKS, LOGIN_OBJECTS, NASTY, TEXT, authorization_values, encode_json,
-                      forged_tokens, run)
+from conftest import FAST_HASH, LEAKS, bad_input, forged_tokens, run
+
+B = bad_input()  # the strategies: tests/conftest.py
+BODIES, CONTENT_TYPES, LOGIN_OBJECTS, NASTY, TEXT = B.BODIES, B.CONTENT_TYPES, B.LOGIN_OBJECTS, B.NASTY, B.TEXT
+authorization_values, encode_json = B.authorization_values, B.encode_json
 
 pytestmark = [pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),  # short keys on purpose
               pytest.mark.ends_only]  # seconds a step

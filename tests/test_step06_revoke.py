@@ -19,8 +19,8 @@ from flask_jwt_extended import create_access_token, decode_token
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import (ACCESS_LINE, ADMIN, BODIES, CONTENT_TYPES, DATABASES, LEAKS, ROOT, TEST_SECRET, another_key,
-                      authorization_values, forged_tokens, run, sign_as, signing_keys)
+from conftest import (ACCESS_LINE, ADMIN, DATABASES, LEAKS, ROOT, TEST_SECRET, another_key, bad_input, forged_tokens, run,
+                      sign_as, signing_keys)
 from tcp_proxy import TcpProxy
 from tutorial.live import REVOKE_VARIABLES, AppServer, GunicornServer, build_app, issued_tokens, post_for_tokens, run_flask
 
@@ -302,8 +302,10 @@ def test_refresh_and_logout_with_any_request(make_app):
     paths = st.sampled_from(["/refresh", "/logout", "/refresh/", "/logout?all=1"])
     methods = st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE", "OPTIONS"])
 
+    strategies = bad_input()
+
     @run(600)
-    @given(methods, paths, st.none() | authorization_values(tokens), BODIES, CONTENT_TYPES)
+    @given(methods, paths, st.none() | strategies.authorization_values(tokens), strategies.BODIES, strategies.CONTENT_TYPES)
     def check(method, path, authorization, body, content_type):
         headers = {"Authorization": authorization} if authorization is not None else {}
         response = client.open(path, method=method, headers=headers, data=body if method != "GET" else None,
