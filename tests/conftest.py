@@ -10,20 +10,25 @@ every database the environment configures (see db_servers.py).
 What a test needs beyond Python and uv (Redis, Node.js, Chromium, ...) is declared with
 `@pytest.mark.needs(...)` (tests/needs.py): skipped with a reason on a learner's machine, failed under CI=true.
 """
+import functools
 import importlib
 import importlib.util
+import json
 import os
+import re
 import shutil
+import socket
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 import jwt
 import pytest
+from flask_jwt_extended import create_access_token, create_refresh_token
 
 import db_servers
-from tutorial.live import CONFIG_VARIABLES, LiveServer
-from tutorial.pytest_summary import summary_lines
+from tutorial.live import CONFIG_VARIABLES, AppServer, build_app
 from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
 
 pytest_plugins = ["needs"]  # @pytest.mark.needs(...): tests/needs.py
@@ -48,10 +53,12 @@ def clean_environment(tmp_path_factory):
 
 
 def signing_keys(folder):
-    """A folder with one signing key, made by the newest step that has keys.py (none: left empty)."""
+    """A folder with one signing key, made by the newest step's own `flask rotate-keys` (step09 on; none: left empty)."""
     for name in reversed(STEPS):
-        if (Path(import_step(name).__file__).parent / "keys.py").is_file():
-            importlib.import_module(f"{name}.keys").new_key(folder)
+        app = import_step(name).create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "KEYS_DIR": str(folder)})
+        if "rotate-keys" in app.cli.commands:
+            result = app.test_cli_runner().invoke(args=["rotate-keys"])
+            assert result.exit_code == 0, result.output
             break
     return folder
 
@@ -83,56 +90,44 @@ DATABASES = ["sqlite"] + ([db_servers.backend(url) for url in db_servers.SERVER_
 
 def pytest_addoption(parser):
     parser.addoption("--all-steps", action="store_true",
-                     help="run every step's copy of a carried-forward check, not only the introducing step's and the "
-                          "finished app's (also CI=true, --require-all, -k, -m)")
-
-
-def carried_forward_on_ends_only(config):
-    """A learner's plain `uv run pytest`: a check that every later step carries forward (since) runs on the step
-    that introduces it and on the finished app; the steps in between are CI's (their code is copied forward).
-    A check of the repository itself (finished_step_for_learners), whose verdict no machine changes, runs on the
-    finished step only."""
-    strict = config.pluginmanager.get_plugin("needs").strict  # tests/needs.py, loaded as a plugin (pytest_plugins)
-    return not (config.getoption("all_steps") or strict(config) or config.getoption("keyword")
-                or config.getoption("markexpr") or os.environ.get(STEPS_DIR_VARIABLE))
+                     help="run every step's copy of every carried-forward check (also -k, -m)")
 
 
 def pytest_collection_modifyitems(config, items):
-    # Tests of several seconds first: xdist hands out the tests in this order (after its groups), so that no worker is
-    # left running a long one at the end while the other has nothing to do. sort() keeps the order among the rest.
+    """Which steps a carried-forward check (since) runs on. Every step's copy of an in-process check (Flask's test
+    client: milliseconds) runs in CI; a check that starts a process or drives a real client (a server, gunicorn, a
+    subprocess, a browser page, newman, schemathesis, generated bad input: marked ends_only) runs on the step that
+    introduces it and on the last step it holds for, also in CI: the steps in between run the same copied code.
+    A learner's run (no CI=true) treats every carried-forward check so, and runs a check of the repository itself
+    (finished_step_for_learners) on the finished step only. --all-steps, -k and -m run every copy."""
+    # Tests of several seconds first: xdist hands them out in this order, so no worker is left with a long one at the end.
     items.sort(key=lambda item: item.get_closest_marker("schedule_first") is None)
-    if not carried_forward_on_ends_only(config):
+    if config.getoption("all_steps") or config.getoption("keyword") or config.getoption("markexpr") \
+            or os.environ.get(STEPS_DIR_VARIABLE):
         return
+    learner = not config.pluginmanager.get_plugin("needs").strict(config)
     keep, drop = [], []
     for item in items:
         since = item.get_closest_marker("since")
         step = getattr(item, "callspec", None) and item.callspec.params.get("step")
         ends = since and (since.args[0], min(since.kwargs.get("until", STEPS[-1]), STEPS[-1]))
-        if item.get_closest_marker("finished_step_for_learners"):
-            since, ends = True, (STEPS[-1],)
-        (drop if since and step and step not in ends else keep).append(item)
+        if not (learner or item.get_closest_marker("ends_only")):
+            ends = None
+        if learner and item.get_closest_marker("finished_step_for_learners"):
+            ends = (STEPS[-1],)
+        (drop if ends and step and step not in ends else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-    config.stash[LEFT_OUT] = len(drop)
-    if hasattr(config, "workeroutput"):  # an xdist worker: its controller prints the summary
-        config.workeroutput["carried_forward_left_out"] = len(drop)
-
-
-LEFT_OUT = pytest.StashKey[int]()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error):  # xdist's controller: every worker collected, and left out, the same
-    node.config.stash[LEFT_OUT] = node.workeroutput.get("carried_forward_left_out", 0)
 
 
 def pytest_configure(config):
-    summary_lines(config)  # the summary plugin, also in xdist's controller, where the lines are printed
     config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
+    config.addinivalue_line("markers", "ends_only: a carried-forward check that starts a process: on its first and last "
+                            "step only, also in CI (pytest_collection_modifyitems)")
     config.addinivalue_line("markers", "databases(servers_only=False, later_steps_on_one=False): run on every configured database")
     config.addinivalue_line("markers", "finished_step_for_learners: a check of the repository itself, per step: a "
-                            "learner's run keeps the finished step's case, CI runs every one (carried_forward_on_ends_only)")
+                            "learner's run keeps the finished step's case, CI runs every one")
     config.addinivalue_line("markers", "real_password_hashes: the step's own password hash method (not FAST_HASH)")
     config.addinivalue_line("markers", "schedule_first: a test of several seconds, handed out before the quick ones")
     config.addinivalue_line("markers", "already_holds: a test the step introduces for a behaviour its start copy already has")
@@ -141,45 +136,6 @@ def pytest_configure(config):
 def pytest_report_header(config):
     servers = [f"{db_servers.backend(u)} ({db_servers.server_version(u)})" for u in db_servers.SERVER_URLS]
     return "databases: " + ", ".join(["sqlite"] + servers) + ("" if servers else " (set TEST_DATABASE_URLS for more)")
-
-
-BAD_INPUT_CASES = {}  # step -> [requests sent by tests/test_bad_input.py], printed in the summary
-_BAD_INPUT_SENT = {}  # step -> how many of them were already reported
-BAD_INPUT_PROPERTY = "bad-input-requests"
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Each test's new bad-input requests travel in its report, to be counted where reports arrive (under
-    pytest-xdist, in the controller, not in the worker that ran the test)."""
-    report = yield
-    if call.when == "teardown":
-        for step, (count,) in BAD_INPUT_CASES.items():
-            if count > _BAD_INPUT_SENT.get(step, 0):
-                report.user_properties.append((BAD_INPUT_PROPERTY, (step, count - _BAD_INPUT_SENT.get(step, 0))))
-                _BAD_INPUT_SENT[step] = count
-    return report
-
-
-_BAD_INPUT_TOTALS = {}
-
-
-def pytest_runtest_logreport(report):
-    for key, value in report.user_properties:
-        if key == BAD_INPUT_PROPERTY and report.when == "teardown":
-            step, count = value
-            _BAD_INPUT_TOTALS[step] = _BAD_INPUT_TOTALS.get(step, 0) + count
-
-
-def pytest_terminal_summary(terminalreporter):
-    if carried_forward_on_ends_only(terminalreporter.config):
-        left = terminalreporter.config.stash.get(LEFT_OUT, 0)
-        terminalreporter.write_line(
-            f"left to CI: {left} cases — carried-forward checks on the steps in between (each ran on the step that "
-            f"introduces it and on the finished app, {STEPS[-1]}) and the start-copy checks of the earlier steps; "
-            "to run them: uv run pytest --all-steps (CI does)")
-    for step, count in sorted(_BAD_INPUT_TOTALS.items()):
-        terminalreporter.write_line(f"bad input: {step} was sent {count} generated requests")
 
 
 def pytest_generate_tests(metafunc):
@@ -209,12 +165,6 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("step", [s for s in steps if s in checked] if checked else steps)
     if marker:
         metafunc.parametrize("database", names, indirect=True)
-
-
-def collected_cases(request, test):
-    """The collected cases of the test function named `test` that this run runs (after -k and a learner's run leaves
-    some out): for a session fixture that does their slow part for all of them at once."""
-    return [item for item in request.session.items if getattr(item, "originalname", "") == test]
 
 
 @pytest.fixture
@@ -253,18 +203,27 @@ def models(step_package):
     return importlib.import_module(step_package.__name__ + ".models")
 
 
+def private_key(app_or_folder, kid):
+    """The private key `kid` from a keys folder (step09 on: KEYS_DIR, one PEM file per kid, as rotate-keys writes them)."""
+    from cryptography.hazmat.primitives import serialization
+
+    folder = app_or_folder.config["KEYS_DIR"] if hasattr(app_or_folder, "config") else app_or_folder
+    return serialization.load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
+
+
 def signing_key(app):
-    """(key, algorithm, headers) with which the app signs its tokens: JWT_SECRET_KEY and HS256; from step09 on, its
-    current private key, EdDSA, and that key's kid in the header. Tests forge tokens with it, or with another_key."""
-    if "keys" in app.extensions:
-        key = app.extensions["keys"].signing_key()
-        return key.private, app.config["JWT_ALGORITHM"], {"kid": key.kid}
-    return app.config["JWT_SECRET_KEY"], "HS256", {}
+    """(key, algorithm, headers) with which the app signs its tokens: JWT_SECRET_KEY and HS256; from step09 on (a kid
+    in its tokens' header), the private key of that kid, EdDSA. Tests forge tokens with it, or with another_key."""
+    with app.app_context():
+        kid = jwt.get_unverified_header(create_access_token(identity=ADMIN["username"])).get("kid")
+    if kid is None:
+        return app.config["JWT_SECRET_KEY"], "HS256", {}
+    return private_key(app, kid), app.config["JWT_ALGORITHM"], {"kid": kid}
 
 
 def another_key(app):
     """A key of the app's own kind that the app does not have."""
-    if "keys" in app.extensions:
+    if app.config["JWT_ALGORITHM"] == "EdDSA":
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         return Ed25519PrivateKey.generate()
@@ -286,10 +245,143 @@ def resign(token, claims, secret):
     kid = jwt.get_unverified_header(token).get("kid")
     if kid is None:
         return jwt.encode(claims, secret, algorithm="HS256")
-    from cryptography.hazmat.primitives import serialization
+    return jwt.encode(claims, private_key(os.environ["KEYS_DIR"], kid), algorithm="EdDSA", headers={"kid": kid})
 
-    private = serialization.load_pem_private_key((Path(os.environ["KEYS_DIR"]) / f"{kid}.pem").read_bytes(), None)
-    return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid})
+
+# An access line of the steps' gunicorn.conf.py (step06 on): the request, its status, the worker that answered.
+ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{3}) .* pid=<(?P<pid>\d+)>')
+
+
+@pytest.fixture
+def closed_port():
+    """A port that refuses connections: bound and never listening, and held, so no other process takes it."""
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        yield reserved.getsockname()[1]
+
+
+@pytest.fixture
+def get_with_error():
+    """get_with_error(app, path, headers) -> (status, JSON body, the exception the app reported for it or None). A 500
+    proves nothing by itself: it must come from the token, not from, say, get_jwt_identity() in an unprotected view."""
+    from flask import got_request_exception
+
+    def get(app, path, headers):
+        raised = []
+        with got_request_exception.connected_to(lambda sender, exception, **extra: raised.append(exception), app):
+            response = app.test_client().get(path, headers=headers)
+        return response.status_code, response.get_json(), (raised[0] if raised else None)
+
+    return get
+
+
+# Generated bad input (tests/test_bad_input.py, test_step06_revoke.py) ---------------------------------------------
+
+LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')  # never in an answer
+
+
+def run(examples):
+    """Hypothesis' settings for a generated test of `examples` requests."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=examples, deadline=None, database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+
+
+@functools.cache
+def bad_input():
+    """What a client can put in a request, as hypothesis strategies (imported here, not by every test module)."""
+    from hypothesis import strategies as st
+
+    NASTY = st.sampled_from([
+        "", " ", "\x00", "a\x00b", "\ud800", "x\udfffy", "😀", "\u202e", "\n", "\r\n", "\\", "%s", "{}", "'", '"',
+        "' OR '1'='1", "admin@gmail.com' --", "'; DROP TABLE user; --", "admin@gmail.com\x00", " admin@gmail.com",
+        "ADMIN@GMAIL.COM", "用户名", "x" * 5000, "\ufeffadmin@gmail.com", "admin@gmail.com\n",
+    ])
+    TEXT = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=60)  # lone surrogates too
+    SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT | NASTY
+    JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+                               max_leaves=12)
+    USERNAMES = st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | NASTY | TEXT | JSON_VALUES
+    PASSWORDS = st.sampled_from([ADMIN["password"], "654321"]) | NASTY | TEXT | JSON_VALUES
+
+    LOGIN_OBJECTS = st.builds(
+        lambda fields, extra: {**extra, **fields},
+        st.fixed_dictionaries({}, optional={"username": USERNAMES, "password": PASSWORDS}),
+        st.dictionaries(TEXT, JSON_VALUES, max_size=3),
+    )
+
+    def encode_json(value, ascii_only):
+        return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+
+    BODIES = st.one_of(
+        st.builds(encode_json, JSON_VALUES | LOGIN_OBJECTS, st.booleans()),
+        st.binary(max_size=200),  # not JSON, not even UTF-8
+        st.builds(lambda n: b"[" * n + b"]" * n, st.integers(1, 8000)),  # very deep nesting
+        st.builds(lambda n: b'{"a":' * n + b"1" + b"}" * n, st.integers(1, 3000)),
+        st.just(b'{"username": "admin@gmail.com", "password": "' + b"x" * 20000 + b'"}'),  # over the 16 KiB limit
+        st.sampled_from([b"", b"null", b"{", b'{"username": }', b"\xff\xfe{}", b'\xef\xbb\xbf{"username": "a"}']),
+    )
+    CONTENT_TYPES = st.sampled_from([
+        "application/json", "application/json; charset=utf-8", "application/json; charset=latin-1", "APPLICATION/JSON",
+        "application/vnd.api+json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "", None,
+    ])
+    HEADER_TEXT = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)  # what HTTP can carry
+
+    def authorization_values(tokens):
+        token = st.sampled_from(tokens) | HEADER_TEXT
+        return st.one_of(
+            st.builds(lambda t: f"Bearer {t}", token),
+            st.sampled_from(["Bearer", "Bearer ", "bearer", "JWT", "Basic YWRtaW46MTIzNDU2", "Token abc", "", " "]),
+            st.builds(lambda t, pre, sep: f"{pre}{sep}{t}", token, st.sampled_from(["Bearer", "bearer", "BEARER", "JWT"]),
+                      st.sampled_from([" ", "  ", "\t", ""])),
+            st.builds(lambda t: f"Bearer {t} {t}", token),
+            st.builds(lambda n: "Bearer " + "a" * n, st.integers(1000, 12000)),  # very long
+        )
+
+    return SimpleNamespace(TEXT=TEXT, NASTY=NASTY, LOGIN_OBJECTS=LOGIN_OBJECTS, BODIES=BODIES, CONTENT_TYPES=CONTENT_TYPES,
+                           encode_json=encode_json, authorization_values=authorization_values)
+
+
+def forged_tokens(app):
+    """Every kind of token the issue lists, made once per app (a strategy picks among them)."""
+    key, algorithm, _ = signing_key(app)  # JWT_SECRET_KEY and HS256; from step09 on, a private key and EdDSA
+    with app.app_context():
+        valid = create_access_token(identity=ADMIN["username"])
+        claims = jwt.decode(valid, options={"verify_signature": False})
+        tokens = [
+            valid,
+            create_refresh_token(identity=ADMIN["username"]),
+            create_access_token(identity=ADMIN["username"], expires_delta=timedelta(seconds=-1)),
+            create_access_token(identity="inactive@gmail.com"),
+            create_access_token(identity="nobody@gmail.com"),
+        ]
+    now = int(datetime.now(timezone.utc).timestamp())
+    sign = lambda payload, k=key, alg=algorithm: sign_as(app, payload, k, alg)  # noqa: E731
+    tokens += [
+        sign(claims, another_key(app)),
+        sign(claims, None, "none"),
+        sign(claims, key if isinstance(key, str) else "k" * 48, "HS384"),
+        sign(claims, "k" * 64, "HS512"),
+        sign({**claims, "nbf": now + 3600}),
+        sign({k: v for k, v in claims.items() if k != "sub"}),
+        sign({**claims, "sub": 1}),
+        sign({**claims, "sub": ["admin@gmail.com"]}),
+        sign({**claims, "sub": None}),
+        sign({**claims, "exp": "tomorrow"}),
+        valid[:-5],  # truncated
+        ".".join(valid.split(".")[:2]),  # two segments
+        "!!!." + valid.split(".", 1)[1],  # header not base64
+        "eyJub3QiOiAianNvbiJ9Cg." + valid.split(".", 1)[1],  # header base64 but not a JWT header
+        "bm90IGpzb24." + valid.split(".", 1)[1],  # header not JSON
+        "undefined", "null", "", "a.b.c", "...",
+    ]
+    with app.app_context():  # the last one: its user is deleted below, after the token was made
+        tokens.append(create_access_token(identity="ghost@gmail.com"))
+    return tokens
 
 
 def config_for(database_uri, **overrides):
@@ -392,37 +484,14 @@ def auth(app):
         return {"Authorization": "Bearer " + create_access_token(identity=ADMIN["username"])}
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    """Headless Chromium (tests/test_browser.py, tests/test_browser_cookies.py), started once for the session: each
-    test starts clean (test_browser.fresh_browser). Skipped where Chromium or chromedriver is missing (tests/needs.py)."""
-    import needs  # here, not at the top: imported before pytest_plugins loads it, its asserts would not be rewritten
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = needs.found("chromium")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     # One renderer process for the tests' sites, not one per site and page load (~0.1 s of CPU
-                     # each): cookies, SameSite and CORS are the browser's network service's, the same either way.
-                     "--disable-site-isolation-trials",
-                     "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
-    driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
-    yield driver
-    driver.quit()
-
-
 @pytest.fixture
-def live_server(step, database_uri):
-    """A factory: live_server("--debug") starts the step on a free port, on this test's database."""
+def serve(step, step_package, database_uri):
+    """serve(config=None, env=None) -> the step's app as `flask run` builds it (tutorial.live.build_app) on this test's
+    database, served over real HTTP from a thread of this process (AppServer): its password hashes cheap, as here."""
     servers = []
 
-    def start(*flask_args, env=None):
-        servers.append(LiveServer(step, database_uri, *flask_args, env=env))
+    def start(config=None, env=None):
+        servers.append(AppServer(build_app(step, database_uri, config=config, env=env)))
         return servers[-1]
 
     yield start

@@ -64,16 +64,15 @@ def _newman():
     return newman
 
 
-def _chromium():
-    browser = _which("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", variable="CHROMIUM")
-    return browser, _which("chromedriver", variable="CHROMEDRIVER")
+def _browser():
+    return _which("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", variable="CHROMIUM")
 
 
 def _mermaid():
     node = _which("node")
     if not (ROOT / "node_modules" / "@mermaid-js" / "mermaid-cli").is_dir():
         raise Missing("node_modules/@mermaid-js/mermaid-cli is missing")
-    return node, _which("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", variable="CHROMIUM")
+    return node, _browser()
 
 
 def _bash():
@@ -83,17 +82,9 @@ def _bash():
     return bash, _which("curl")
 
 
-def _pty():
-    if importlib.util.find_spec("termios") is None:
-        raise Missing("no Unix terminal (pty) on this system")
-    return True
-
-
-def _gunicorn():
-    if sys.platform == "win32":
-        raise Missing("gunicorn does not run on Windows")
-    if importlib.util.find_spec("gunicorn") is None:
-        raise Missing("gunicorn is not installed")
+def _module(name, why, unless=False):
+    if unless or importlib.util.find_spec(name) is None:
+        raise Missing(why)
     return True
 
 
@@ -104,15 +95,18 @@ NEEDS = {
         "MariaDB/MySQL and PostgreSQL",
         'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
         lambda: _env("TEST_DATABASE_URLS")),
-    "gunicorn": Need("gunicorn", "Linux or macOS (uv sync installs it there)", _gunicorn),
+    "gunicorn": Need("gunicorn", "Linux or macOS (uv sync installs it there)",
+                     lambda: _module("gunicorn", "gunicorn does not run on Windows, or is not installed", sys.platform == "win32")),
     "newman": Need("Node.js and newman", "install Node.js 18 or newer, then run `npm ci` in the repository root", _newman),
     "chromium": Need("Chromium and chromedriver",
-                     "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER to the programs", _chromium),
+                     "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER to the programs",
+                     lambda: (_browser(), _which("chromedriver", variable="CHROMEDRIVER"))),
     "mermaid": Need("Node.js, mermaid-cli and Chromium",
                     "Node.js 18 or newer and `npm ci` (mermaid-cli), and Chromium (apt-get install chromium, or set CHROMIUM)",
                     _mermaid),
     "bash": Need("bash and curl", "Linux or macOS; on Windows, Git Bash (its bash and curl on PATH)", _bash),
-    "pty": Need("a Unix terminal (pty)", "Linux or macOS: these blocks run in a pseudo-terminal", _pty),
+    "pty": Need("a Unix terminal (pty)", "Linux or macOS: these blocks run in a pseudo-terminal",
+                lambda: _module("termios", "no Unix terminal (pty) on this system")),
 }
 
 
@@ -138,21 +132,19 @@ def available(name):
 
 
 def strict(config):
-    return bool(config.getoption("require_all") or os.environ.get(STRICT_VARIABLE)
-                or os.environ.get("CI", "").lower() in ("true", "1", "yes"))
-
-
-def why_strict(config):
+    """Why a missing need fails here ("--require-all", "CI=true", ...), or "" (it is skipped)."""
     if config.getoption("require_all"):
         return "--require-all"
-    return f"{STRICT_VARIABLE}=1" if os.environ.get(STRICT_VARIABLE) else f"CI={os.environ.get('CI')}"
+    if os.environ.get(STRICT_VARIABLE):
+        return f"{STRICT_VARIABLE}=1"
+    return f"CI={os.environ['CI']}" if os.environ.get("CI", "").lower() in ("true", "1", "yes") else ""
 
 
 def _refuse(name, why):
     need = NEEDS[name]
     message = f"needs {need.what}: {why}; {need.how}"
     if strict(_config):
-        pytest.fail(f"{message} (a missing requirement fails here: {why_strict(_config)})", pytrace=False)
+        pytest.fail(f"{message} (a missing requirement fails here: {strict(_config)})", pytrace=False)
     pytest.skip(message)
 
 
@@ -166,15 +158,14 @@ def pytest_addoption(parser):
                           f"(also CI=true or {STRICT_VARIABLE}=1)")
 
 
+_counts = {}  # need -> tests it held back, counted where the reports arrive: the only process, or xdist's controller
+
+
 def pytest_configure(config):
     global _config
     _config = config
     config.addinivalue_line("markers", "needs(*names): what the test needs beyond Python (tests/needs.py): "
                             + ", ".join(NEEDS))
-    config.stash[_COUNTS] = {}
-
-
-_COUNTS = pytest.StashKey[dict]()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -189,22 +180,17 @@ def pytest_runtest_setup(item):
 
 
 def pytest_runtest_logreport(report):
-    """Counted where the reports arrive: in the only process, or in xdist's controller."""
-    if report.when != "setup" or report.passed:
-        return
-    names = {value for key, value in report.user_properties if key == PROPERTY}
-    for name in names:
-        counts = _config.stash[_COUNTS]
-        counts[name] = counts.get(name, 0) + 1
+    if report.when == "setup" and not report.passed:  # the need travels in the report's user_properties
+        for name in {value for key, value in report.user_properties if key == PROPERTY}:
+            _counts[name] = _counts.get(name, 0) + 1
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    counts = config.stash[_COUNTS]
-    if not counts:
+    if not _counts:
         return
     verb = "failed" if strict(config) else "skipped"
     terminalreporter.section("missing requirements", sep="-", yellow=True, bold=True)
-    for name, count in counts.items():
+    for name, count in _counts.items():
         need = NEEDS[name]
         why = _look(name)[1] or "missing on a worker"
         terminalreporter.write_line(f"{need.what}: {count} test{'s' if count != 1 else ''} {verb} ({why}); to run them: {need.how}")

@@ -4,11 +4,18 @@ Headless Chromium (Debian: `apt-get install chromium chromium-driver`), driven b
 system's chromedriver; nothing is downloaded. Both are found on PATH (chromium, chromium-browser, google-chrome,
 chrome; chromedriver), or where the variables CHROMIUM and CHROMEDRIVER say. Without them these tests are
 skipped, and fail under CI=true (tests/needs.py). The API is
-the last step whose login answers the token, started with `flask run` and its settings from the environment;
-the page is served by `python -m http.server`, on a port of its own. Starting them was most of a test's cost: the
-page server serves the whole module, an API every test of the module with the same step and settings, and one
-Chromium (tests/conftest.py) both modules. Each test starts with a clean browser (no cookies, no storage), logs in afresh, and reads
-only its own part of the API's log.
+the last step whose login answers the token, built as `flask run` builds it with its settings from the environment
+and served over real HTTP from the test process (AppServer); the page is served by Python's http.server, from a
+thread too, on a port of its own. One Chromium for the module, one page server, one API per step and settings;
+each test starts with a clean browser (no cookies, no storage), logs in afresh, and reads only its own part of the
+API's request log.
+
+Step 07's cookies (from step 07 on): the front end in cookie mode (frontend/?mode=cookies), and a hostile page
+(frontend/hostile.html) on another origin that tries POST /logout with the visitor's cookies. Three origins, as a
+learner would run them: the API on 127.0.0.1:<a>, the front end on 127.0.0.1:<b> (another origin, the same *site*:
+cookies are not kept apart by port), and the hostile page either on 127.0.0.1:<c> (same site, another origin:
+SameSite does not stop it, the CSRF check must) or on localhost:<c> (another site: the SameSite=Lax cookies are not
+sent at all). Per step, one API with the default settings and one with the CSRF check off (THE WRONG WAY).
 
 The README's screenshot is taken by test_log_in_see_the_users_and_log_out; a normal run writes it to a
 temporary folder only. To replace frontend/screenshot.png (with the README's ports, 5000 and 8000, which
@@ -16,21 +23,25 @@ must be free, and the development CORS_ORIGINS):
 
     UPDATE_SCREENSHOT=1 uv run pytest tests/test_browser.py -k log_in
 """
+import functools
+import http.server
+import json
 import os
 import re
 import secrets
 import shutil
-import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import jwt
 import pytest
+from flask import request
 
+import needs
 from conftest import resign
-from tutorial.live import LiveServer, free_port, wait_for_port
+from tutorial.live import AppServer, LiveServer, build_app
 
 ROOT = Path(__file__).resolve().parents[1]
 FRONTEND = ROOT / "frontend"
@@ -38,46 +49,41 @@ SCREENSHOT = FRONTEND / "screenshot.png"
 FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); cookies: test_browser_cookies.py
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
 KEY = secrets.token_hex(32)  # the servers sign with it (step09 on: the session's KEYS_DIR): a test can make an expired token
-# One browser for both modules: under pytest-xdist the group's tests go to one worker (--dist loadgroup).
-pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser")]
+JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
+CSRF_COOKIES = {"csrf_access_token", "csrf_refresh_token"}
+# One browser for the module: under pytest-xdist the group's tests go to one worker (--dist loadgroup); carried forward,
+# on step 07 and the finished step only (tests/conftest.py).
+pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser"), pytest.mark.ends_only]
 
 
 class PageServer:
-    """`python -m http.server` serving frontend/ on 127.0.0.1: the page's own origin. On port 0 unless one is
-    asked for: the server binds a free port itself and says which (no other process can take it meanwhile)."""
+    """frontend/ served on 127.0.0.1 by Python's http.server, from a thread: the page's own origin."""
 
-    def __init__(self, port=0, log=None):
-        self.log = log
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-u", "-m", "http.server", str(free_port(port) if port else 0), "--bind", "127.0.0.1",
-                 "--directory", str(FRONTEND)], stdout=out, stderr=subprocess.STDOUT,
-            )
-        self.port = port or self._announced_port()
+    def __init__(self, port=0):
+        handler = functools.partial(Quiet, directory=str(FRONTEND))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.port = self.server.server_port
         self.origin = f"http://127.0.0.1:{self.port}"
-        wait_for_port(self.port, self.proc, 10, lambda: f"python -m http.server {self.port} did not start")
-
-    def _announced_port(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        while not (found := re.search(r"Serving HTTP on \S+ port (\d+)", Path(self.log).read_text(encoding="utf-8"))):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"python -m http.server did not start:\n{Path(self.log).read_text(encoding='utf-8')}")
-            time.sleep(0.05)
-        return int(found[1])
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
 
 
 @pytest.fixture(scope="module")
-def page_servers(tmp_path_factory):
+def page_servers():
     """get(name, port=0) -> the module's page server of that name (the front end's, a hostile page's), started once."""
     started = {}
 
     def get(name, port=0):
         if name not in started:
-            started[name] = PageServer(port, log=tmp_path_factory.mktemp(name) / "page.log")
+            started[name] = PageServer(port)
         return started[name]
 
     yield get
@@ -85,10 +91,25 @@ def page_servers(tmp_path_factory):
         server.stop()
 
 
+def logged(app):
+    """The app over real HTTP (AppServer), with output(): a line per request, as `flask run` logs it."""
+    lines = []
+
+    @app.after_request
+    def log(response):
+        lines.append(f'"{request.method} {request.path} {request.environ["SERVER_PROTOCOL"]}" {response.status_code}')
+        return response
+
+    server = AppServer(app)
+    server.output = lambda: "\n".join(lines) + "\n"
+    return server
+
+
 @pytest.fixture(scope="module")
 def api_servers(tmp_path_factory):
     """get(step, seed, env, port=None) -> the module's API for this step and these settings, started once on a copy
-    of the seed database (what init-db makes): tests with the same settings share it, each logging in afresh."""
+    of the seed database (what init-db makes): tests with the same settings share it, each logging in afresh.
+    With a port (UPDATE_SCREENSHOT: the README's 5000), the step under `flask run` itself."""
     started = {}
 
     def get(step, seed, env, port=None):
@@ -96,7 +117,7 @@ def api_servers(tmp_path_factory):
         if key not in started:
             db_file = tmp_path_factory.mktemp(step) / "app.sqlite"
             shutil.copyfile(seed, db_file)
-            started[key] = LiveServer(step, db_file, env=env, port=port)
+            started[key] = LiveServer(step, db_file, env=env, port=port) if port else logged(build_app(step, db_file, env=env))
         return started[key].wait_until_ready()
 
     yield get
@@ -116,6 +137,28 @@ def log_part(api):
     """() -> what the API logged since now: this test's requests, not those of earlier tests on the same server."""
     start = len(api.output())
     return lambda: api.output()[start:]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium, started once for the module: each test starts clean (fresh_browser)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = needs.found("chromium")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     # One renderer process for the tests' sites, not one per site and page load (~0.1 s of CPU
+                     # each): cookies, SameSite and CORS are the browser's network service's, the same either way.
+                     "--disable-site-isolation-trials",
+                     "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
+    driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture
@@ -248,3 +291,143 @@ def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, si
     # and never sent the login itself.
     log = site.log()
     assert '"OPTIONS /login HTTP/1.1" 200' in log and "POST /login" not in log
+
+
+# Step 07's cookies ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cookie_site(step, step_package, seeded_db_file, browser, page_servers, api_servers):
+    """start(env) -> the API (the step under test, allowing the page's origin, signing with KEY, with these settings
+    too), the front end's server, the hostile page's server, and log(): this test's part of the API's log."""
+    page, hostile = page_servers("page"), page_servers("hostile")
+    fresh_browser(browser, page.origin)
+
+    def start(env=None):
+        api = api_servers(step, seeded_db_file(step_package), {"CORS_ORIGINS": page.origin, "JWT_SECRET_KEY": KEY, **(env or {})})
+        return SimpleNamespace(api=api, page=page, hostile=hostile, log=log_part(api))
+
+    return start
+
+
+def browser_cookies(driver):
+    """Every cookie the browser holds, HttpOnly ones included (what the DevTools show): {(name, path): cookie}."""
+    return {(c["name"], c["path"]): c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]}
+
+
+def log_in_with_cookies(driver, s):
+    driver.get(f"{s.page.origin}/?api={s.api.url}&mode=cookies")
+    wait_for(driver, lambda: text(driver, "api-url") == s.api.url, what="the page's script start")
+    driver.find_element("id", "password").send_keys("123456")
+    driver.find_element("id", "login-button").click()
+    wait_for(driver, lambda: listed_users(driver) == ["1 admin@gmail.com"], what="the users list")
+
+
+def requests_seen(s):
+    """[("GET /users", "200"), ...] from this test's part of the API's log (werkzeug colours the 4xx lines)."""
+    return re.findall(r'"([A-Z]+ \S+) HTTP/1\.1" (\d{3})', re.sub(r"\x1b\[[0-9;]*m", "", s.log()))
+
+
+def dataset(driver, name):
+    return driver.find_element("tag name", "body").get_attribute(f"data-{name}")
+
+
+@pytest.mark.since("step07_cookies")
+def test_cookie_login_lists_the_users_and_no_script_sees_the_jwt(browser, cookie_site):
+    s = cookie_site()
+    log_in_with_cookies(browser, s)
+    assert text(browser, "identity") == "admin@gmail.com"
+    held = browser_cookies(browser)
+    assert {name for name, _ in held} == JWT_COOKIES | CSRF_COOKIES
+    assert {path for name, path in held if name == "refresh_token_cookie"} == {"/refresh", "/logout"}
+    assert all(c["httpOnly"] is (c["name"] in JWT_COOKIES) and c["sameSite"] == "Lax" for c in held.values())
+    seen = browser.execute_script("return document.cookie")
+    assert "csrf_access_token=" in seen and "csrf_refresh_token=" in seen
+    assert "access_token_cookie" not in seen and "refresh_token_cookie" not in seen and "eyJ" not in seen
+    storage = browser.execute_script("return [JSON.stringify(sessionStorage), localStorage.length]")
+    assert storage == ['{"userid":"1"}', 0]  # no token in storage
+    browser.refresh()  # a reload: the cookies are still there, and still accepted
+    wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list after a reload")
+
+
+def swap_access_cookie(driver, s, exp):
+    """The access cookie replaced by one with the same claims but this exp, signed as the server signs (KEY)."""
+    cookie = browser_cookies(driver)[("access_token_cookie", "/")]
+    claims = {**jwt.decode(cookie["value"], options={"verify_signature": False}), "exp": exp}
+    kept = {k: cookie[k] for k in ("name", "path", "httpOnly", "sameSite")}
+    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": resign(cookie["value"], claims, KEY)})
+    return browser_cookies(driver)[("access_token_cookie", "/")]["value"]
+
+
+@pytest.mark.since("step07_cookies")
+def test_implicit_refresh_is_seen_by_the_page(browser, cookie_site):
+    s = cookie_site()
+    log_in_with_cookies(browser, s)
+    # The default IMPLICIT_REFRESH_WITHIN, 5 min: the access cookie is swapped for one with 2 min left, which the
+    # answer to the next request renews (the server's own 15-min cookie would not be, and no test waits 10 min).
+    before = swap_access_cookie(browser, s, int(time.time()) + 120)
+    renewals = int(dataset(browser, "renewals") or 0)
+    browser.find_element("id", "reload-users").click()
+    wait_for(browser, lambda: int(dataset(browser, "renewals") or 0) > renewals, what="a renewed access cookie")
+    assert browser_cookies(browser)[("access_token_cookie", "/")]["value"] != before
+    assert "(implicit refresh)" in text(browser, "message")
+    assert "POST /refresh" not in s.log()  # nobody called /refresh: the answer to GET /users carried it
+
+
+@pytest.mark.since("step07_cookies")
+def test_an_expired_access_cookie_is_renewed_through_refresh(browser, cookie_site):
+    # Not a short-lived token waited out: the token /refresh gives would be as short-lived, and a loaded machine
+    # could let it lapse before the retried GET. The access cookie is swapped for the same claims, expired.
+    s = cookie_site()
+    log_in_with_cookies(browser, s)
+    swap_access_cookie(browser, s, int(time.time()) - 60)
+    browser.find_element("id", "reload-users").click()
+    wait_for(browser, lambda: dataset(browser, "refreshed") == "1", what="POST /refresh")
+    wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the users list")
+    seen = requests_seen(s)
+    assert ("GET /users", "401") in seen and ("POST /refresh", "200") in seen, seen
+
+
+@pytest.mark.since("step07_cookies")
+def test_logout_clears_every_cookie(browser, cookie_site):
+    s = cookie_site()
+    log_in_with_cookies(browser, s)
+    browser.find_element("id", "logout").click()
+    wait_for(browser, lambda: dataset(browser, "logout") == "done", what="the answer to POST /logout")
+    assert text(browser, "message") == "Logged out: the server revoked both tokens and removed the cookies."
+    assert browser_cookies(browser) == {} and browser.execute_script("return document.cookie") == ""
+    assert visible(browser, "login") and ("POST /logout", "200") in requests_seen(s)
+
+
+# The attack -------------------------------------------------------------------------------------------
+
+# Another site with CSRF protection on is not a case of its own: SameSite stops it with the protection off (below),
+# before any CSRF check. Each case is a login and two page loads in the browser.
+ATTACKS = [  # (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
+    pytest.param("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}, id="same-site-CSRF-check-stops-it"),
+    pytest.param("127.0.0.1", "off", {"code": 200, "message": "logged out"}, id="same-site-csrf-off-THE-WRONG-WAY-succeeds"),
+    pytest.param("localhost", "off", {"code": 203, "message": "missing token"}, id="another-site-csrf-off-SameSite-still-stops-it"),
+]
+
+
+@pytest.mark.since("step07_cookies")
+@pytest.mark.parametrize("attack", ["form", "fetch"])
+@pytest.mark.parametrize("host, protection, form_answer", ATTACKS)
+def test_a_hostile_page_posts_with_the_visitors_cookies(browser, cookie_site, attack, host, protection, form_answer):
+    s = cookie_site(env={} if protection == "on" else {"JWT_COOKIE_CSRF_PROTECT": "false"})  # on: the default
+    log_in_with_cookies(browser, s)
+    browser.get(f"http://{host}:{s.hostile.port}/hostile.html?api={s.api.url}&attack={attack}")
+    if attack == "form":  # the tab has navigated to the API's answer
+        wait_for(browser, lambda: browser.current_url.startswith(s.api.url), what="the form's POST")
+        assert json.loads(browser.find_element("tag name", "body").text) == form_answer
+    else:  # fetch: the answer is hidden from the page (CORS), the API's log says what happened
+        wait_for(browser, lambda: dataset(browser, "sent") == "yes", what="the fetch")
+        wait_for(browser, lambda: "POST /logout" in s.log(), what="the fetch reaching the API")
+    succeeded = form_answer["code"] == 200
+    assert [r for r in requests_seen(s) if r[0] == "POST /logout"] == [("POST /logout", "200" if succeeded else "401")]
+    # The visitor's own tab: still logged in, unless the attack worked.
+    browser.get(f"{s.page.origin}/?api={s.api.url}&mode=cookies")
+    if succeeded:
+        assert {name for name, _ in browser_cookies(browser)} == set()  # logged out by another page
+    else:
+        wait_for(browser, lambda: listed_users(browser) == ["1 admin@gmail.com"], what="the visitor's session")

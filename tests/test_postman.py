@@ -3,10 +3,10 @@
 newman is the npm package pinned in package.json / package-lock.json: `npm ci` at the repository root
 installs it into node_modules/ (.ci/run does). Without Node.js and newman the runs are skipped (failed under
 CI=true: tests/needs.py). The collection runs against the finished step (the highest
-stepNN) and step 04 with errorStyle=envelope, and against step 03 under --debug with errorStyle=library;
-every assertion must pass. Each server runs on a copy of the step's seeded database (tests/conftest.py: what the
-step's init-db makes, the article's password hashed fast); one node process runs every collection run, through newman's
-own Node API with the CLI's options and reporters (tests/run_newman.mjs).
+stepNN) and step 04 with errorStyle=envelope, and against step 03 in debug mode with errorStyle=library;
+every assertion must pass. Each app is built as `flask run` builds it, on a copy of the step's seeded database, and
+served over real HTTP from the test process (tests/conftest.py `serve`, the article's password hashed fast); one node
+process runs every collection run, through newman's own Node API with the CLI's options and reporters (tests/run_newman.mjs).
 """
 import json
 import queue
@@ -21,7 +21,6 @@ from types import SimpleNamespace
 import pytest
 
 import needs
-from tutorial.pytest_summary import summary_lines
 from tutorial.steps import reference_steps
 
 # Every run on one worker, whose one node process runs them all (tests/run_newman.mjs).
@@ -32,10 +31,10 @@ COLLECTION = ROOT / "postman" / "flask-jwt.postman_collection.json"
 ENVIRONMENT = ROOT / "postman" / "local.postman_environment.json"
 
 FINISHED = reference_steps()[-1]  # the highest stepNN present
-# (step, flask run options, errorStyle): step 03 only under --debug; the envelope from step 04 on, checked on
-# the first step that has it and on the finished one.
-RUNS = [("step03_jwt", ("--debug",), "library"), ("step04_errors", (), "envelope"), ("step06_revoke", (), "envelope"),
-        (FINISHED, (), "envelope")]  # step07 on: the token from the cookie jar
+# (step, settings, errorStyle): step 03 only in debug mode (`flask run --debug`); the envelope from step 04 on,
+# checked on the first step that has it and on the finished one.
+RUNS = [("step03_jwt", {"DEBUG": True}, "library"), ("step04_errors", {}, "envelope"), ("step06_revoke", {}, "envelope"),
+        (FINISHED, {}, "envelope")]  # step07 on: the token from the cookie jar
 RUN_DONE = re.compile(r"newman run done: (\d+)$")
 
 
@@ -78,9 +77,9 @@ def newman():
 
 
 @pytest.mark.needs("newman")
-@pytest.mark.parametrize("step, flask_args, error_style", RUNS, ids=[run[0] for run in RUNS])
-def test_the_postman_collection_passes(step, flask_args, error_style, newman, live_server, tmp_path, request):
-    done, run = newman(live_server(*flask_args), error_style, tmp_path / "newman.json")
+@pytest.mark.parametrize("step, config, error_style", RUNS, ids=[run[0] for run in RUNS])
+def test_the_postman_collection_passes(step, config, error_style, newman, serve, tmp_path):
+    done, run = newman(serve(config=config), error_style, tmp_path / "newman.json")
 
     requests, assertions = run["stats"]["requests"], run["stats"]["assertions"]
     failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
@@ -88,17 +87,15 @@ def test_the_postman_collection_passes(step, flask_args, error_style, newman, li
     items = json.loads(COLLECTION.read_text(encoding="utf-8"))["item"]
     assert requests["total"] == len(items) and requests["failed"] == 0
     assert all(execution.get("assertions") for execution in run["executions"])  # every request tested something
-    summary_lines(request.config)[f"newman {step}"] = (
-        f"newman, {step}{' ' + ' '.join(flask_args) if flask_args else ''} (errorStyle={error_style}):"
-        f" {requests['total']} requests, {assertions['total']} assertions, {assertions['failed']} failed"
-    )
+    print(f"newman, {step} {config} (errorStyle={error_style}): {requests['total']} requests, "
+          f"{assertions['total']} assertions, {assertions['failed']} failed")  # shown with -rP
 
 
 @pytest.mark.needs("newman")
 @pytest.mark.parametrize("step", ["step05_config"])
-def test_the_collection_sees_the_articles_token_expired(newman, live_server, tmp_path):
-    """Request 6 against a step started as the README says, with 2-second tokens: the article's answer."""
-    done, run = newman(live_server(env={"JWT_ACCESS_TOKEN_EXPIRES": "2"}), "envelope", tmp_path / "newman.json")
+def test_the_collection_sees_the_articles_token_expired(newman, serve, tmp_path):
+    """Request 6 against a step built as the README starts it, with 2-second tokens: the article's answer."""
+    done, run = newman(serve(env={"JWT_ACCESS_TOKEN_EXPIRES": "2"}), "envelope", tmp_path / "newman.json")
     failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
     assert done.returncode == 0 and not failures, "\n".join(failures) + "\n" + done.stdout[-3000:]
     expired = next(e for e in run["executions"] if e["item"]["name"] == "6. Users with an expired token")
@@ -108,9 +105,9 @@ def test_the_collection_sees_the_articles_token_expired(newman, live_server, tmp
 
 @pytest.mark.needs("newman")
 @pytest.mark.parametrize("step", ["step03_jwt"])
-def test_a_failed_assertion_fails_the_run(newman, live_server, tmp_path):
+def test_a_failed_assertion_fails_the_run(newman, serve, tmp_path):
     """Step 03 without --debug answers every token problem with a 500 (fixed in step 04): newman says so."""
-    done, run = newman(live_server(), "library", tmp_path / "newman.json")
+    done, run = newman(serve(), "library", tmp_path / "newman.json")
     failed = {f["source"]["name"] for f in run["failures"]}
     assert done.returncode != 0
     # Request 7 sends no token either (step 03 sets no cookie): the same 500 as request 2.

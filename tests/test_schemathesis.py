@@ -1,6 +1,6 @@
-"""Schemathesis against each step from 04 on: requests generated from the step's OpenAPI document, sent to the step
-running as a real server (`flask run`), every answer checked against the document with all of schemathesis' checks.
-The run is schemathesis's own command line (`st run`, the options below), invoked in the test process.
+"""Schemathesis against each step from 04 on: requests generated from the step's OpenAPI document, sent over real HTTP
+to the step (built as `flask run` builds it, served from the test process: tests/conftest.py `serve`), every answer
+checked against the document with all of schemathesis' checks. The run is schemathesis's own command line (`st run`, the options below), invoked in the test process.
 
 Bounded for CI: SCHEMATHESIS_EXAMPLES (default 20) cases at most per operation and phase, a fixed seed
 (SCHEMATHESIS_SEED, default 15) so that a run can be repeated. More: `SCHEMATHESIS_EXAMPLES=500 uv run pytest
@@ -11,42 +11,27 @@ import os
 import re
 import traceback
 import uuid
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from conftest import TEST_SECRET
-from tutorial.live import LiveServer
 
-HERE = Path(__file__).resolve().parent
 EXAMPLES = os.environ.get("SCHEMATHESIS_EXAMPLES", "20")
 SEED = os.environ.get("SCHEMATHESIS_SEED", "15")
 
 
-class FastLoginServer(LiveServer):
-    """`flask run` of the step's own app, but through fast_login_app (a cheap dummy hash, see there)."""
-
-    def command(self, step, db_file, *flask_args, config=None):
-        cmd = super().command(step, db_file, *flask_args, config=config)
-        at = cmd.index("--app") + 1
-        settings = {"SQLALCHEMY_DATABASE_URI": db_file, **(config or {})}
-        cmd[at] = f"fast_login_app:create_app({step!r}, {settings!r})"
-        return cmd
-
-
 @pytest.fixture
-def server(step, database_uri):
-    """The step on a copy of its seeded database (the article's user, its password hashed fast: the run logs in often)."""
-    pythonpath = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
-    with FastLoginServer(step, database_uri, env={"PYTHONPATH": pythonpath},
-                         config={"BLOCKLIST": "memory", "JWT_SECRET_KEY": TEST_SECRET,
-                                 # step08 on: schemathesis's hundreds of failed logins must not lock out the hooks' own
-                                 "LOGIN_LIMIT": "100000 per minute", "LOGIN_LIMIT_PER_ADDRESS": "100000 per minute"}) as live:
-        yield live.wait_until_ready()
+def server(serve):
+    """The step as `flask run` builds it, on a copy of its seeded database, served from this process (conftest.serve):
+    its password hashes cheap, as in every in-process test (the run logs in often, with made-up users too)."""
+    return serve(config={"BLOCKLIST": "memory", "JWT_SECRET_KEY": TEST_SECRET,
+                         # step08 on: schemathesis's hundreds of failed logins must not lock out the hooks' own
+                         "LOGIN_LIMIT": "100000 per minute", "LOGIN_LIMIT_PER_ADDRESS": "100000 per minute"})
 
 
 @pytest.mark.since("step04_errors")
+@pytest.mark.ends_only  # seconds a step
 def test_schemathesis_finds_nothing(step, server, tmp_path, monkeypatch):
     # schemathesis's own command line, run in this process: a new one would import schemathesis again (~2 s of CPU)
     from schemathesis.cli import schemathesis as cli
@@ -63,4 +48,4 @@ def test_schemathesis_finds_nothing(step, server, tmp_path, monkeypatch):
     cases = re.search(r"(\d+) generated", output)
     print(f"schemathesis: {step}: {cases[1] if cases else 0} cases")  # shown with -rP
     assert cases and int(cases[1]) > 0, output  # a run that sent nothing proves nothing
-    assert done.exit_code == 0, output + "\n--- server log ---\n" + server.output()[-3000:]
+    assert done.exit_code == 0, output  # the app's own log: pytest's captured log of this test

@@ -1,29 +1,16 @@
 """step03_jwt: login issues an access token; /users requires it. Library defaults for errors."""
 import jwt
 import pytest
-from flask import got_request_exception
 from flask_jwt_extended import create_access_token, decode_token, jwt_required
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_restful import Api, Resource
 
 from conftest import ADMIN
-from tutorial.live import issued_tokens
+from tutorial.live import LiveServer, issued_tokens
 
 INTERNAL_ERROR = {"message": "Internal Server Error"}  # flask-restful's answer to an unhandled error
 TOKEN_ERRORS = (JWTExtendedException, jwt.exceptions.PyJWTError)  # how the library reports a token problem
 
-
-def get_with_error(app, path, headers):
-    """GET path: (status, JSON body, the exception the app reported for it or None). A 500 proves nothing
-    by itself: it must come from the token, not from, say, get_jwt_identity() in an unprotected view."""
-    raised = []
-
-    def record(sender, exception, **extra):
-        raised.append(exception)
-
-    with got_request_exception.connected_to(record, app):
-        response = app.test_client().get(path, headers=headers)
-    return response.status_code, response.get_json(), (raised[0] if raised else None)
 
 # (Authorization header, status and body flask-jwt-extended answers when its errors reach Flask)
 TOKEN_PROBLEMS = [
@@ -93,18 +80,18 @@ def test_token_problems_reach_the_library_under_debug_or_tests(make_app, mode, h
 
 
 @pytest.mark.parametrize("headers, status, body", TOKEN_PROBLEMS)
-def test_without_debug_every_token_problem_is_a_500(make_app, headers, status, body):
+def test_without_debug_every_token_problem_is_a_500(make_app, get_with_error, headers, status, body):
     """flask-restful's error handler swallows the library's errors (flask-restful #796): step04 fixes it."""
     status, answer, error = get_with_error(make_app(TESTING=False, DEBUG=False), "/users", headers)
     assert (status, answer) == (500, INTERNAL_ERROR)
     assert isinstance(error, TOKEN_ERRORS), f"the 500 comes from {error!r}, not from the token"
 
 
-def test_flask_run_with_and_without_debug(live_server):
-    """What a learner sees: the same request, 401 under --debug, 500 without."""
-    debug, production = live_server("--debug"), live_server()
-    assert debug.request("GET", "/users") == (401, {"msg": "Missing Authorization Header"})
-    assert production.request("GET", "/users") == (500, INTERNAL_ERROR)
+def test_flask_run_with_and_without_debug(step, database_uri):
+    """What a learner sees: the same request, 401 under `flask run --debug`, 500 without (the server is the lesson)."""
+    with LiveServer(step, database_uri, "--debug") as debug, LiveServer(step, database_uri) as production:
+        assert debug.request("GET", "/users") == (401, {"msg": "Missing Authorization Header"})
+        assert production.request("GET", "/users") == (500, INTERNAL_ERROR)
 
 
 @pytest.mark.since("step03_jwt")

@@ -11,7 +11,6 @@ from sqlalchemy.engine import make_url
 from conftest import ADMIN, another_key, config_for, sign_as
 from tutorial.live import issued_tokens
 from tcp_proxy import TcpProxy
-from test_step03_jwt import get_with_error
 
 MODES = pytest.mark.parametrize(
     "mode",
@@ -101,8 +100,8 @@ def test_log_in_then_use_an_expired_token(make_app):
     assert (response.status_code, response.get_json()) == (401, {"code": 201, "message": "token expired"})
 
 
-def test_flask_run_without_debug_answers_the_envelope(live_server, step_package):
-    server = live_server()  # no --debug: what used to be a 500 in step03
+def test_flask_run_without_debug_answers_the_envelope(serve, step_package):
+    server = serve()  # as `flask run` without --debug builds it: what used to be a 500 in step03
     expired = access_token(step_package.create_app(), expires_delta=timedelta(seconds=-1))  # the step's own key
     assert server.request("GET", "/users") == (401, {"code": 203, "message": "missing token"})
     assert server.request("GET", "/users", headers=bearer(expired)) == (401, {"code": 201, "message": "token expired"})
@@ -112,7 +111,7 @@ def test_flask_run_without_debug_answers_the_envelope(live_server, step_package)
 
 
 @pytest.mark.parametrize("step", ["step03_jwt"])
-def test_article_failure_an_expired_token_is_a_500(make_app):
+def test_article_failure_an_expired_token_is_a_500(make_app, get_with_error):
     app = make_app(**PRODUCTION)
     status, answer, error = get_with_error(app, "/users", bearer(access_token(app, expires_delta=timedelta(seconds=-1))))
     assert (status, answer) == (500, {"message": "Internal Server Error"})

@@ -9,7 +9,7 @@ import sqlalchemy
 from flask_jwt_extended import create_access_token, decode_token
 
 from conftest import ADMIN, ROOT
-from tutorial.live import CONFIG_VARIABLES, LiveServer, flask_cli, post_for_tokens, run_flask
+from tutorial.live import CONFIG_VARIABLES, AppServer, build_app, flask_cli, post_for_tokens, run_flask
 
 KEY = secrets.token_hex(32)  # 64 hex characters, as the README tells production to use
 
@@ -89,6 +89,7 @@ def test_bad_settings_stop_start_up_naming_the_variable(step_package, env, varia
 
 # step06 on: test_production_without_redis_url_is_one_line runs the same command line, one setting further
 @pytest.mark.since("step05_config", until="step05_config")
+@pytest.mark.ends_only  # a flask process
 def test_the_flask_command_says_it_in_one_line(step):
     done = run_flask(step, None, "init-db", env={"FLASK_CONFIG": "production"})
     assert done.returncode == 1
@@ -123,7 +124,7 @@ def test_production_server_uses_the_database_and_key_from_the_environment(step, 
     assert "Created user" in step_package.create_app().test_cli_runner().invoke(args=["init-db"]).output
     assert db_file.exists()  # where the URI says
 
-    with LiveServer(step, None, env=variables) as server:
+    with AppServer(build_app(step, None, env=variables)) as server:  # built as `flask run` builds it, from these
         status, body = server.request("POST", "/login", json_body=ADMIN)
         assert status == 200
         assert jwt.decode(body["token"], KEY, algorithms=["HS256"])["sub"] == ADMIN["username"]  # signed with KEY
@@ -152,7 +153,7 @@ def test_article_walkthrough_on_a_fresh_database(step, step_package, models, dat
     with app.app_context():  # its pooled connection: a server allows only so many
         models.db.engine.dispose()
 
-    with LiveServer(step, None, env=env) as server:
+    with AppServer(build_app(step, None, env=env)) as server:
         status, body, (token, _) = post_for_tokens(server, "/login", ADMIN)  # the token: in the body, or a cookie (step07 on)
         assert (status, body["code"], body["message"], body["userid"]) == (200, 200, "success", 1)
         headers = {"Authorization": f"Bearer {token}"}

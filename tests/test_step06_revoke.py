@@ -8,7 +8,6 @@ nothing else in that Redis database is touched. The gunicorn tests do not run on
 import concurrent.futures
 import os
 import re
-import socket
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -20,16 +19,14 @@ from flask_jwt_extended import create_access_token, decode_token
 from hypothesis import given
 from hypothesis import strategies as st
 
-import conftest
-from conftest import ADMIN, TEST_SECRET, another_key, sign_as, signing_keys
+from conftest import (ACCESS_LINE, ADMIN, DATABASES, LEAKS, ROOT, TEST_SECRET, another_key, bad_input, forged_tokens, run,
+                      sign_as, signing_keys)
 from tcp_proxy import TcpProxy
-from test_bad_input import BODIES, CONTENT_TYPES, LEAKS, authorization_values, forged_tokens, run
-from tutorial.live import REVOKE_VARIABLES, GunicornServer, LiveServer, issued_tokens, post_for_tokens, run_flask
+from tutorial.live import REVOKE_VARIABLES, AppServer, GunicornServer, build_app, issued_tokens, post_for_tokens, run_flask
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.needs("redis")
 needs_gunicorn = pytest.mark.needs("gunicorn")
-SERVERS = conftest.DATABASES[1:]  # the database servers of TEST_DATABASE_URLS: mysql, postgresql
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=needs_redis)])
@@ -188,14 +185,6 @@ def test_the_memory_blocklist_forgets_expired_entries(step_package, monkeypatch)
 # Redis unreachable: 503, never a revoked token let through ---------------------------------------------
 
 
-@pytest.fixture
-def closed_port():
-    """A port that refuses connections: bound and never listening, and held, so no other process takes it."""
-    with socket.socket() as reserved:
-        reserved.bind(("127.0.0.1", 0))
-        yield reserved.getsockname()[1]
-
-
 @pytest.mark.since("step06_revoke", until="step07_cookies")  # step08 refuses the login too (its limiter fails closed)
 def test_redis_unreachable_answers_503_on_protected_endpoints(make_app, closed_port, caplog):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{closed_port}/0", TESTING=False)
@@ -263,6 +252,7 @@ def test_blocklist_settings_are_checked_at_start_up(step_package, monkeypatch, t
 
 
 @pytest.mark.since("step06_revoke")
+@pytest.mark.ends_only  # a flask process
 def test_production_without_redis_url_is_one_line(step):
     done = run_flask(step, None, "init-db", env={"FLASK_CONFIG": "production", "JWT_SECRET_KEY": TEST_SECRET})
     assert (done.returncode, done.stderr) == (1, "Error: REDIS_URL must be set in production, e.g. REDIS_URL=redis://127.0.0.1:6379/0\n")
@@ -289,7 +279,7 @@ def test_which_blocklist_the_settings_choose(step_package, monkeypatch, tmp_path
 
 def test_env_example_documents_the_new_variables(step_package):
     source = (Path(step_package.__file__).parent / "config.py").read_text(encoding="utf-8")  # the checked copy's, not the reference's
-    example = (conftest.ROOT / ".env.example").read_text(encoding="utf-8")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
     for name in REVOKE_VARIABLES:
         assert f"{name}=" in example and f'"{name}"' in source
 
@@ -298,8 +288,9 @@ def test_env_example_documents_the_new_variables(step_package):
 
 
 @pytest.mark.since("step06_revoke")
+@pytest.mark.ends_only  # generated input: seconds a step
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # short keys on purpose
-def test_refresh_and_logout_with_any_request(make_app, step):
+def test_refresh_and_logout_with_any_request(make_app):
     """As tests/test_bad_input.py does for every path, aimed at the two new endpoints: production mode (where
     an unhandled error would be a 500), every kind of token and header, any body."""
     app = make_app(TESTING=False, DEBUG=False)
@@ -308,17 +299,17 @@ def test_refresh_and_logout_with_any_request(make_app, step):
     tokens = forged_tokens(app)  # the first is valid; it is revoked once the run logs out with it
     with app.app_context():
         tokens += [create_access_token(identity=ADMIN["username"]) for _ in range(3)]
-    counted = conftest.BAD_INPUT_CASES.setdefault(step, [0])
     paths = st.sampled_from(["/refresh", "/logout", "/refresh/", "/logout?all=1"])
     methods = st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE", "OPTIONS"])
 
+    strategies = bad_input()
+
     @run(600)
-    @given(methods, paths, st.none() | authorization_values(tokens), BODIES, CONTENT_TYPES)
+    @given(methods, paths, st.none() | strategies.authorization_values(tokens), strategies.BODIES, strategies.CONTENT_TYPES)
     def check(method, path, authorization, body, content_type):
         headers = {"Authorization": authorization} if authorization is not None else {}
         response = client.open(path, method=method, headers=headers, data=body if method != "GET" else None,
                                content_type=content_type)
-        counted[0] += 1
         assert response.status_code < 500, (method, path, authorization, response.data[:300])
         text = response.get_data(as_text=True)
         assert not any(leak in text for leak in LEAKS), text[:300]
@@ -330,9 +321,6 @@ def test_refresh_and_logout_with_any_request(make_app, step):
 
 
 # Several workers: the lesson -------------------------------------------------------------------------
-
-ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{3}) .* pid=<(?P<pid>\d+)>')
-
 
 def requests_after_logout(server, headers, count=80, threads=8):
     """Log out with `headers`, then send `count` GET /users with the same token, `threads` at a time, so that
@@ -347,6 +335,7 @@ def requests_after_logout(server, headers, count=80, threads=8):
 
 @needs_gunicorn
 @pytest.mark.since("step06_revoke")
+@pytest.mark.ends_only  # gunicorn, 4 workers
 def test_a_blocklist_in_memory_fails_with_several_workers(step, database_uri):
     """The wrong way, on purpose: each of gunicorn's 4 workers has its own in-process list. The worker that
     answered the logout refuses the token; the other three still accept it."""
@@ -362,6 +351,7 @@ def test_a_blocklist_in_memory_fails_with_several_workers(step, database_uri):
 @needs_gunicorn
 @needs_redis
 @pytest.mark.since("step06_revoke")
+@pytest.mark.ends_only  # gunicorn, 4 workers
 def test_a_blocklist_in_redis_holds_with_several_workers(step, database_uri, redis_blocklist):
     with GunicornServer(step, database_uri, workers=4, env=redis_blocklist.config) as server:
         access, _ = login_live(server)
@@ -394,7 +384,8 @@ def test_two_hosts_behind_a_load_balancer(step, step_package, database_uri, redi
         for name, value in {**host, **own_key}.items():
             env.setenv(name, value)
         other = step_package.create_app()
-    with LiveServer(step, None, env=host) as a, LiveServer(step, None, env=host) as b:
+    # Two apps built apart, served apart (AppServer: in this process, sharing nothing but what the settings name).
+    with AppServer(build_app(step, None, env=host)) as a, AppServer(build_app(step, None, env=host)) as b:
         access, refresh = login_live(a)
         status, body = b.request("GET", "/users", headers=access)  # issued by a, accepted by b
         assert (status, body["identity"], body["users"][0]["username"]) == (200, ADMIN["username"], ADMIN["username"])
@@ -423,7 +414,7 @@ LOAD_REQUESTS = 1_000  # each of 4 workers still refuses revoked tokens ~100 tim
 @needs_gunicorn
 @needs_redis
 @pytest.mark.schedule_first  # seconds long (tests/conftest.py)
-@pytest.mark.parametrize("database", SERVERS[-1:], indirect=True)  # one server is enough: PostgreSQL in .ci/run
+@pytest.mark.parametrize("database", DATABASES[-1:], indirect=True)  # one server is enough: PostgreSQL in .ci/run
 def test_load_mixed_requests(step, database_uri, redis_blocklist, record_property):
     from benchmarks import loadtest
 

@@ -16,10 +16,10 @@ from types import SimpleNamespace
 import pytest
 from flask_jwt_extended import create_access_token, decode_token
 
-from conftest import ADMIN, TEST_SECRET
-from test_step06_revoke import ACCESS_LINE, SERVERS, closed_port, needs_gunicorn, needs_redis  # noqa: F401
-from tutorial.live import GunicornServer, LiveServer, issued_tokens
+from conftest import ACCESS_LINE, ADMIN, TEST_SECRET
+from tutorial.live import AppServer, GunicornServer, build_app, issued_tokens
 
+needs_redis, needs_gunicorn = pytest.mark.needs("redis"), pytest.mark.needs("gunicorn")
 USER = {"username": "learner@example.com", "password": "learner-password"}
 
 
@@ -238,11 +238,11 @@ def test_a_wrong_old_password_changes_nothing(client, app):
 @needs_redis
 @pytest.mark.since("step08_accounts")
 @pytest.mark.databases(servers_only=True, later_steps_on_one=True)  # step09 on one server
-def test_deactivation_and_a_password_change_end_tokens_on_two_instances(step, database_uri, redis_prefixes):
+def test_deactivation_and_a_password_change_end_tokens_on_two_instances(step, step_package, database_uri, redis_prefixes):
     """Two hosts, one database server, one Redis: what one host changes, the other honours at its next request."""
     host = {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": TEST_SECRET, "SQLALCHEMY_DATABASE_URI": database_uri, **redis_prefixes}
-    with LiveServer(step, None, env=host) as a, LiveServer(step, None, env=host) as b:
-        a.wait_until_ready(), b.wait_until_ready()
+    # Two apps built apart, served apart (AppServer: in this process, sharing nothing but what the settings name).
+    with AppServer(build_app(step, None, env=host)) as a, AppServer(build_app(step, None, env=host)) as b:
         admin = live_tokens(a, "/login", ADMIN)[0]  # a Bearer header made from the access cookie
         status, body = a.request("POST", "/users", json_body=USER, headers=admin)
         assert status == 201, body
@@ -408,6 +408,7 @@ def wrong_logins_on_every_worker(server, count=24):
 @needs_gunicorn
 @needs_redis
 @pytest.mark.since("step08_accounts")
+@pytest.mark.ends_only  # gunicorn, 4 workers
 def test_the_login_limit_holds_across_4_workers_with_redis(step, database_uri, redis_prefixes):
     with GunicornServer(step, database_uri, workers=4, env={**redis_prefixes, "LOGIN_LIMIT": "3 per minute"}) as server:
         statuses, by_worker = wrong_logins_on_every_worker(server)
@@ -419,6 +420,7 @@ def test_the_login_limit_holds_across_4_workers_with_redis(step, database_uri, r
 
 @needs_gunicorn
 @pytest.mark.since("step08_accounts")
+@pytest.mark.ends_only  # gunicorn, 4 workers
 def test_a_login_limit_in_memory_fails_with_4_workers(step, database_uri):
     """The wrong way, on purpose: each worker counts on its own, so a client gets up to 4 x 3 tries."""
     with GunicornServer(step, database_uri, workers=4, env={"BLOCKLIST": "memory", "LOGIN_LIMIT": "3 per minute"}) as server:

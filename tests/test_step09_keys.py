@@ -2,7 +2,7 @@
 that checks tokens with the public keys only.
 
 Each test has its own keys folder (KEYS_DIR in tmp_path). The login service that reports.py fetches its JWKS from
-is the test's own app, served over real HTTP on a free port by werkzeug in a thread (login_http), or the step
+is the test's own app, served over real HTTP on a free port from a thread (login_http, AppServer), or the step
 under `flask run` (the walk-through).
 """
 import base64
@@ -24,10 +24,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask_jwt_extended import create_access_token, create_refresh_token
-from werkzeug.serving import make_server
 
 from conftest import ADMIN, ROOT
-from tutorial.live import REVOKE_VARIABLES, LiveServer, clean_env, free_port, issued_tokens, run_flask
+from tutorial.live import REVOKE_VARIABLES, AppServer, LiveServer, clean_env, free_port, issued_tokens, run_flask
 from tutorial.transcripts import normalise, parse_readme
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}  # RFC 7518 §6: what a public JWK must never carry
@@ -73,12 +72,9 @@ def cli(app, *args):
 
 @pytest.fixture
 def login_http(login_app):
-    """The login app, over real HTTP on a free port, for reports.py to fetch its JWKS from."""
-    server = make_server("127.0.0.1", 0, login_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)  # shutdown() waits one
-    thread.start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.port}", jwks_url=f"http://127.0.0.1:{server.port}/.well-known/jwks.json")
-    server.shutdown()
+    """The login app, over real HTTP on a free port (from this process), for reports.py to fetch its JWKS from."""
+    with AppServer(login_app) as server:
+        yield SimpleNamespace(url=server.url, jwks_url=server.url + "/.well-known/jwks.json")
 
 
 @pytest.fixture
