@@ -25,5 +25,5 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    """Say when a worker can answer (tutorial/live.py waits for this line before it sends requests)."""
+    """Say in the log when each worker can answer."""
     worker.log.info("Worker ready (pid: %s)", worker.pid)

@@ -43,17 +43,17 @@ GUNICORN_VARIABLES = ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
 LEARNERS = CONFIG_VARIABLES + REVOKE_VARIABLES + COOKIE_VARIABLES + ACCOUNT_VARIABLES + GUNICORN_VARIABLES
 
 
+def _settings(db_file, config):
+    """create_app's settings: the database (a SQLite file's path or a URL; None: the step's own) and `config`."""
+    uri = None if db_file is None else str(db_file) if "://" in str(db_file) else f"sqlite:///{Path(db_file).as_posix()}"
+    return {**({"SQLALCHEMY_DATABASE_URI": uri} if uri else {}), **(config or {})}
+
+
 def flask_command(step, db_file, *args, config=None):
     """`python -m flask --app "<step>:create_app({...database..., ...config...})" <args>`, as a list.
-    db_file: a SQLite file's path, a database URL, or None (the step's own default).
     config: more settings for create_app (plain values: str, int, bool, ...), e.g. {"JWT_ACCESS_TOKEN_EXPIRES": 2}."""
-    settings = {}
-    if db_file is not None:
-        uri = str(db_file) if "://" in str(db_file) else f"sqlite:///{Path(db_file).as_posix()}"
-        settings["SQLALCHEMY_DATABASE_URI"] = uri
-    settings.update(config or {})
-    app = f"{step}:create_app({settings!r})" if settings else step
-    return [sys.executable, "-m", "flask", "--app", app, *args]
+    settings = _settings(db_file, config)
+    return [sys.executable, "-m", "flask", "--app", f"{step}:create_app({settings!r})" if settings else step, *args]
 
 
 def clean_env(env=None, dotenv=False):
@@ -68,13 +68,11 @@ def clean_env(env=None, dotenv=False):
 
 
 def _encoding_errors():
-    """PYTHONWARNINGS entries making EncodingWarning an error in the steps' and tutorial's own modules (names
-    must be exact there, not patterns)."""
+    """PYTHONWARNINGS entries making EncodingWarning an error in our own modules (exact names, not patterns)."""
     from tutorial.steps import reference_steps
 
-    modules = ["tutorial"] + [f"tutorial.{p.stem}" for p in (ROOT / "tutorial").glob("*.py") if p.stem != "__init__"]
-    for step in reference_steps():
-        modules += [step] + [f"{step}.{p.stem}" for p in (steps_dir() / step).glob("*.py") if p.stem != "__init__"]
+    folders = [("tutorial", ROOT / "tutorial")] + [(step, steps_dir() / step) for step in reference_steps()]
+    modules = [m for name, folder in folders for m in [name] + [f"{name}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"]]
     return [f"error::EncodingWarning:{module}" for module in modules]
 
 
@@ -82,6 +80,14 @@ def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=Non
     """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
     return subprocess.run(flask_command(step, db_file, *args, config=config), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
                           capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=60)
+
+
+def flask_cli(step, db_file, *args, **kwargs):
+    """Run one Flask CLI command (for example `init-db`) and return its output; fail loudly if it fails."""
+    done = run_flask(step, db_file, *args, **kwargs)
+    if done.returncode != 0:
+        raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
 
 
 def free_port(port=0):
@@ -93,36 +99,15 @@ def free_port(port=0):
         return s.getsockname()[1]
 
 
-def wait_for_port(port, proc, timeout, describe):
-    """Until something accepts connections on the port; RuntimeError(describe()) if `proc` ends first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(describe()) from None
-            time.sleep(0.05)
-
-
-def flask_cli(step, db_file, *args, **kwargs):
-    """Run one Flask CLI command (for example `init-db`) and return its output; fail loudly if it fails."""
-    done = run_flask(step, db_file, *args, **kwargs)
-    if done.returncode != 0:
-        raise RuntimeError(f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
 class HTTPClient:
-    """What both kinds of server offer: url, and request()."""
+    """What every kind of server here offers: url, request(), and `with`."""
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.wait_until_ready().port}"
 
-    def request(self, method, path, json_body=None, headers=None, data=None):
-        """Send one request; return (HTTP status, parsed JSON body)."""
+    def send(self, method, path, json_body=None, headers=None, data=None):
+        """Send one request; return (HTTP status, parsed JSON body, the answer's headers)."""
         headers = dict(headers or {})
         if json_body is not None:
             data = json.dumps(json_body).encode()
@@ -130,9 +115,19 @@ class HTTPClient:
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as response:
-                return response.status, json.loads(response.read())
+                return response.status, json.loads(response.read()), response.headers
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+            return error.code, json.loads(error.read()), error.headers
+
+    def request(self, method, path, json_body=None, headers=None, data=None):
+        """Send one request; return (HTTP status, parsed JSON body)."""
+        return self.send(method, path, json_body, headers, data)[:2]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class AppServer(HTTPClient):
@@ -149,8 +144,7 @@ class AppServer(HTTPClient):
         self.app = app
         self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
         self.port = self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def wait_until_ready(self, timeout=None):
         return self  # listening since __init__
@@ -165,12 +159,6 @@ class AppServer(HTTPClient):
             with self.app.app_context():
                 self.app.extensions["sqlalchemy"].engine.dispose()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
 
 _ENVIRON = threading.Lock()
 
@@ -178,17 +166,13 @@ _ENVIRON = threading.Lock()
 def build_app(step, db_file, config=None, env=None):
     """The step's app as `flask --app <step> run` would build it with these settings (flask_command), built here:
     the learner's variables left out and `env` set while create_app reads them."""
-    settings = {}
-    if db_file is not None:
-        settings["SQLALCHEMY_DATABASE_URI"] = str(db_file) if "://" in str(db_file) else f"sqlite:///{Path(db_file).as_posix()}"
-    settings.update(config or {})
     package = import_step(step)
     with _ENVIRON:
         names = {*LEARNERS, *(env or {})}
         saved = {name: os.environ.pop(name) for name in names if name in os.environ}
         os.environ.update(env or {})
         try:
-            return package.create_app(settings or None)
+            return package.create_app(_settings(db_file, config) or None)
         finally:
             for name in names:
                 os.environ.pop(name, None)
@@ -196,15 +180,15 @@ def build_app(step, db_file, config=None, env=None):
 
 
 class LiveServer(HTTPClient):
-    """`flask run` on a port of its own. Start several, then send requests: each waits for its own server.
+    """`flask run` in a process of its own. Start several, then send requests: each waits for its own server.
 
     Unless a port is asked for, the server binds port 0 (the OS chooses a free one) and says which in its
     log: no other process can take the port between choosing and binding it, as it could with a probe."""
 
-    ANNOUNCED = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")  # werkzeug's start-up line
+    ANNOUNCED = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")  # werkzeug's line, once it listens
 
     def __init__(self, step, db_file, *flask_args, env=None, config=None, port=None):
-        self.port = port or 0
+        self.port, self.ready = port or 0, False
         self.cmd = self.command(step, db_file, *flask_args, config=config)
         # The server appends to its log (O_APPEND) and output() reads it through a file of its own: with one
         # shared file and offset, a read while the server writes would overwrite lines of the log.
@@ -212,24 +196,22 @@ class LiveServer(HTTPClient):
         os.close(fd)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
-        self.ready = False
 
     def command(self, step, db_file, *flask_args, config=None):
         return flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)
 
-    def wait_until_ready(self, timeout=20):
-        if not self.ready:
-            describe = lambda: f"{' '.join(self.cmd)} did not start:\n{self.output()}"  # noqa: E731
-            deadline = time.monotonic() + timeout
-            while not self.port:  # the port the server bound, from its log
-                if found := self.ANNOUNCED.search(self.output()):
-                    self.port = int(found[1])
-                elif self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(describe())
-                else:
-                    time.sleep(0.05)
-            wait_for_port(self.port, self.proc, max(0.1, deadline - time.monotonic()), describe)
-            self.ready = True
+    def is_ready(self, output):
+        found = self.ANNOUNCED.search(output)
+        self.port = int(found[1]) if found else self.port
+        return bool(found)
+
+    def wait_until_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not self.ready:
+            self.ready = self.is_ready(self.output())
+            if not self.ready and (self.proc.poll() is not None or time.monotonic() > deadline):
+                raise RuntimeError(f"{' '.join(self.cmd)} did not start:\n{self.output()}")
+            time.sleep(0 if self.ready else 0.05)
         return self
 
     def output(self):
@@ -237,30 +219,18 @@ class LiveServer(HTTPClient):
         with open(self.log_path, encoding="utf-8", errors="replace") as log:
             return log.read()
 
-    def stop(self):
+    def stop(self, sig=signal.SIGTERM):
         if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self._remove_log()
-
-    def _remove_log(self):
-        try:
-            os.unlink(self.log_path)
-        except FileNotFoundError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        Path(self.log_path).unlink(missing_ok=True)
 
 
 class GunicornServer(LiveServer):
     """The step under gunicorn (step06 on; not on Windows), as in production: the step's gunicorn.conf.py,
     `workers` processes, on a free port. Its log holds one access line per request, with the worker's pid."""
 
-    ANNOUNCED = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")  # gunicorn's start-up line
+    ANNOUNCED = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")  # gunicorn's line, once it listens
 
     def __init__(self, step, db_file, *gunicorn_args, workers=4, env=None, config=None):
         self.workers = workers
@@ -272,27 +242,15 @@ class GunicornServer(LiveServer):
         return [sys.executable, "-m", "gunicorn", *(["--config", str(conf)] if conf.is_file() else []),
                 "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), *gunicorn_args, app]
 
-    def wait_until_ready(self, timeout=30):
-        """Until every worker has built the app (the "Worker ready" line of the step's gunicorn.conf.py, else
-        gunicorn's own "Booting worker"), so that the first requests can go to any of them at once."""
-        deadline = time.monotonic() + timeout
-        while not getattr(self, "booted", False):
-            super().wait_until_ready(timeout)
-            output = self.output()
-            self.booted = output.count("Worker ready (pid" if "--config" in self.cmd else "Booting worker") >= self.workers
-            if not self.booted and (self.proc.poll() is not None or time.monotonic() > deadline):
-                raise RuntimeError(f"{' '.join(self.cmd)}: the workers did not boot:\n{self.output()}")
-            time.sleep(0 if self.booted else 0.05)
-        return self
+    def is_ready(self, output):
+        """Every worker booted, so that the first requests can go to any of them (the app is built before)."""
+        return super().is_ready(output) and output.count("Booting worker") >= self.workers
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # quick shutdown; SIGTERM waits for busy workers, up to 30 s
-            self.proc.wait(timeout=20)
-        self._remove_log()
+        super().stop(signal.SIGINT)  # quick shutdown; SIGTERM waits for busy workers, up to 30 s
 
 
-# Notebook helpers (issue 14): what every notebook's first cell used to define, kept here so that cell is short.
+# Notebook helpers: what every notebook's first cell would define, kept here so that cell is short.
 
 
 def show(step, file, name=None):
@@ -351,14 +309,6 @@ def issued_tokens(body, set_cookie_headers):
 
 
 def post_for_tokens(server, path, json_body=None, headers=None):
-    """POST /login or /refresh on a LiveServer: (status, body, (access, refresh)), wherever the step puts the tokens."""
-    server.wait_until_ready()
-    data = None if json_body is None else json.dumps(json_body).encode()
-    headers = {**({"Content-Type": "application/json"} if data else {}), **(headers or {})}
-    req = urllib.request.Request(server.url + path, data=data, method="POST", headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            body = json.loads(response.read())
-            return response.status, body, issued_tokens(body, response.headers.get_all("Set-Cookie") or [])
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), (None, None)
+    """POST /login or /refresh: (status, body, (access, refresh)), wherever the step puts the tokens."""
+    status, body, answer = server.send("POST", path, json_body, headers)
+    return status, body, issued_tokens(body, answer.get_all("Set-Cookie") or []) if status < 400 else (None, None)
