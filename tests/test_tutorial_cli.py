@@ -94,20 +94,26 @@ def checked(request, tmp_path_factory):
         for name in SERVERS_AND_STRICTNESS:
             learner.delenv(name, raising=False)
         results = checking.run_checks(checks) if checks else []
-    # a copy that did not import, or ran no test: its StepError, which the tests show
     return {name: (counts[name], result if isinstance(result, Exception) else result[check.steps[0]])
             for name, check, result in zip(counts, checks, results)}
 
 
+def verdicts(checked, name):
+    """(how often the change's `right` was there, the CheckResult, what `tutorial check` prints for it)."""
+    count, result = checked[name]
+    if isinstance(result, Exception):  # the copy did not import, or ran no test
+        raise result
+    out = io.StringIO()
+    cli.print_verdicts(result, colour=False, out=out)
+    return count, result, out.getvalue()
+
+
 @pytest.mark.xdist_group("checked")  # one worker checks the copies (checked)
 def test_a_copy_of_the_reference_passes_every_test_of_its_step(checked):
-    _, result = checked["reference"]
-    assert isinstance(result, checking.CheckResult), result
-    verdicts = io.StringIO()
-    cli.print_verdicts(result, colour=False, out=verdicts)
-    assert result.passed, verdicts.getvalue()
+    _, result, printed = verdicts(checked, "reference")
+    assert result.passed, printed
     assert cli.summary(result).startswith(f"all {len(result.behaviours)} behaviours pass ")
-    assert "taught in step 01, still true" in verdicts.getvalue() and "new in this step" in verdicts.getvalue()
+    assert "taught in step 01, still true" in printed and "new in this step" in printed
 
 
 def test_check_names_the_behaviour_that_breaks_the_learners_line_and_the_likely_fix(tmp_path):
@@ -210,12 +216,9 @@ def test_start_copies_the_previous_step_and_refuses_to_overwrite(tmp_path, capsy
 def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys, checked):
     assert cli.main(["start", "01", "--workspace", str(tmp_path)]) == 0
     assert "a skeleton: there is no previous step" in capsys.readouterr().out
-    _, result = checked["skeleton"]  # the same skeleton, checked with -k hello_answers_json
-    assert isinstance(result, checking.CheckResult), result  # it imports and runs ...
-    verdicts = io.StringIO()
-    cli.print_verdicts(result, colour=False, out=verdicts)
-    assert "FAILED  Hello answers json" in verdicts.getvalue()  # ... and fails: nothing is written yet
-    assert "assert 404 == 200" in verdicts.getvalue()
+    _, _, printed = verdicts(checked, "skeleton")  # the same skeleton, checked with -k hello_answers_json: it imports ...
+    assert "FAILED  Hello answers json" in printed  # ... and fails: nothing is written yet
+    assert "assert 404 == 200" in printed
 
 
 def test_diff_is_plain_when_piped_and_skips_readmes_and_caches(capsys):
@@ -271,14 +274,11 @@ def test_readme_block_is_inside_the_what_changed_section_and_keeps_the_bullets()
 @pytest.mark.xdist_group("checked")
 @pytest.mark.parametrize("step, file, right, wrong, select, fix", MISTAKES)
 def test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section(request, checked, step, file, right, wrong, select, fix):
-    count, result = checked[request.node.callspec.id]
+    count, result, printed = verdicts(checked, request.node.callspec.id)
     assert count == 1, f"{step}/{file} no longer has {right!r}: update MISTAKES"
-    assert isinstance(result, checking.CheckResult), result
-    verdicts = io.StringIO()
-    cli.print_verdicts(result, colour=False, out=verdicts)  # what `tutorial check` prints
-    assert not result.passed, verdicts.getvalue()
-    hints = [line.strip() for line in verdicts.getvalue().splitlines() if line.strip().startswith("likely fix: ")]
-    assert any(fix in hint for hint in hints), verdicts.getvalue()
+    assert not result.passed, printed
+    hints = [line.strip() for line in printed.splitlines() if line.strip().startswith("likely fix: ")]
+    assert any(fix in hint for hint in hints), printed
     assert all(re.search(r"\(see step\d\d_\w+/README\.md#[\w-]+\)$", hint) for hint in hints), hints
 
 

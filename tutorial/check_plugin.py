@@ -11,11 +11,8 @@ A test checks the step its `step` fixture names (tests/conftest.py): the `since`
 report records a verdict a learner can read: the test's name and docstring, and for a failure the test's line that
 failed, what was found instead, and the learner's line that raised.
 """
-import ast
-import functools
 import importlib
 import json
-import linecache
 import os
 import re
 import sys
@@ -24,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step, steps_dir
+from tutorial.checking import IMPORTED, shown  # paths relative to the repository, where this process runs
+from tutorial.steps import STEPS_DIR_VARIABLE, import_step, steps_dir
 
 
 def pytest_addoption(parser):
@@ -67,31 +65,6 @@ def _short(text, limit=220):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _relative(path):
-    path = Path(path).resolve()
-    base = next((b for b in (Path.cwd(), ROOT) if path.is_relative_to(b)), None)
-    return path.relative_to(base).as_posix() if base else path.as_posix()
-
-
-@functools.lru_cache(maxsize=None)
-def _statements(filename):
-    """(first line, last line) of every statement in a file, parsed once: a check explains hundreds of failures."""
-    try:
-        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
-        return ()
-    return tuple((node.lineno, node.end_lineno) for node in ast.walk(tree) if isinstance(node, ast.stmt))
-
-
-def statement_at(filename, lineno):
-    """The first line of the innermost statement holding line `lineno` (1-based) of the file, or None."""
-    spans = [span for span in _statements(filename) if span[0] <= lineno <= span[1]]
-    if not spans:
-        return None
-    first, _ = min(spans, key=lambda span: span[1] - span[0])
-    return linecache.getline(filename, first).strip() or None
-
-
 def explain(excinfo, item, steps_dir):
     """What went wrong, in a few short fields, from the exception (never a whole traceback)."""
     test_file = item.path.resolve()
@@ -100,11 +73,11 @@ def explain(excinfo, item, steps_dir):
         path = Path(str(entry.path)).resolve()
         if path == test_file or path.parent == test_file.parent:  # the test, or a fixture in conftest.py
             last = entry
-            where = f"{_relative(path)}:{entry.lineno + 1}"
+            where = f"{shown(path)}:{entry.lineno + 1}"
         if steps_dir in path.parents:  # the step's own code (the learner's copy, under `tutorial check`)
-            raised_at = f"{_relative(path)}, line {entry.lineno + 1}"
-    if last is not None:
-        expected = statement_at(str(last.path), last.lineno + 1)
+            raised_at = f"{shown(path)}, line {entry.lineno + 1}"
+    if last is not None:  # the first line of the test's statement that failed
+        expected = last.statement.lines[0].strip() if last.statement.lines else None
     lines = [line for line in str(excinfo.value).splitlines() if line.strip()]
     if excinfo.errisinstance(AssertionError):
         found = _short(lines[0]) if lines else "assert failed"
@@ -139,7 +112,7 @@ class Recorder:
         result = self.results.setdefault(item.nodeid, {
             "nodeid": item.nodeid,
             "step": step,
-            "file": _relative(item.path),
+            "file": shown(item.path),
             "function": item.originalname,
             "doc": (item.function.__doc__ or "").strip().split("\n\n")[0],
             "case": "-".join(part for part in callspec.id.split("-") if part != step) if callspec else "",
@@ -201,8 +174,6 @@ def import_problem(folder, step):
 def main(sessions_file):
     """One pytest session per entry of the file, one after another in this process (see the top of this file)."""
     path, python_path = list(sys.path), os.environ.get("PYTHONPATH")
-    from tutorial.checking import IMPORTED
-
     for session in json.loads(Path(sessions_file).read_text(encoding="utf-8")):
         folder = session["folder"]
         os.environ[STEPS_DIR_VARIABLE] = folder

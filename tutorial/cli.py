@@ -226,13 +226,10 @@ def check(args):
 
 
 def diff(args):
-    if args.new is None:
-        new = find_step(args.old)
-        old = previous_step(new)
-        if old is None:
-            raise StepError(f"{new} is the first step: there is nothing to compare it with")
-    else:
-        old, new = find_step(args.old), find_step(args.new)
+    new = find_step(args.new or args.old)
+    old = find_step(args.old) if args.new else previous_step(new)
+    if old is None:
+        raise StepError(f"{new} is the first step: there is nothing to compare it with")
     text = diffs.step_diff(old, new)
     sys.stdout.write(diffs.colour_diff(text) if use_colour(sys.stdout, args.color) else text)
     return 0
@@ -241,46 +238,41 @@ def diff(args):
 def status(args):
     workspace, colour, steps = Path(args.workspace).resolve(), use_colour(sys.stdout), reference_steps()
     started = [step for step in steps if (workspace / step).exists()]
-    checks = {} if args.no_check else dict(zip(started, checking.run_checks([checking.Check(workspace, [s]) for s in started])))
+    checks = [] if args.no_check else checking.run_checks([checking.Check(workspace, [step]) for step in started])
+    results = dict(zip(started, checks))  # all checked in one process
     width, folder_width = max(map(len, steps)) + 2, max(len(checking.shown(workspace / s)) for s in steps) + 2
     print(f"{'step':<{width}}{'your copy':<{folder_width}}check")
     for step in steps:
-        result = checks.get(step)
+        copy, result = checking.shown(workspace / step), results.get(step)
         if step not in started:
             copy, verdict = "-", paint(f"not started: {command_name()} start {step[4:6]}", DIM, colour)
         elif result is None:
-            copy, verdict = checking.shown(workspace / step), "not checked"
+            verdict = "not checked"
         elif isinstance(result, StepError):
-            copy, verdict = checking.shown(workspace / step), paint("does not import", RED, colour) + f": {result}"
+            verdict = paint("does not import", RED, colour) + f": {result}"
         else:
-            result = result[step]
-            copy, verdict = checking.shown(workspace / step), paint(*(("passes", GREEN) if result.passed else ("fails", RED)), colour)
-            verdict += f": {summary(result)}"
+            verdict = paint(*(("passes", GREEN) if result[step].passed else ("fails", RED)), colour) + f": {summary(result[step])}"
         print(f"{step:<{width}}{copy:<{folder_width}}{verdict}")
     return 0
 
 
 def readme_diffs(args):
     paths = diffs.readme_diffs(write=not args.check)
-    for path in paths:
-        print(f"{checking.shown(path)}: the generated diff is stale" if args.check else f"updated {checking.shown(path)}",
-              file=sys.stderr if args.check else sys.stdout)
-    if args.check and paths:
-        print(f"run: {diffs.COMMAND}", file=sys.stderr)
-    elif not paths:
-        print("every step README's diff is up to date")
-    return 1 if args.check and paths else 0
+    if args.check:
+        for path in paths:
+            print(f"{checking.shown(path)}: the generated diff is stale", file=sys.stderr)
+        if paths:
+            print(f"run: {diffs.COMMAND}", file=sys.stderr)
+        return 1 if paths else 0
+    print("\n".join(f"updated {checking.shown(path)}" for path in paths) or "every step README's diff is up to date")
+    return 0
 
 
 def parser():
     workspace = argparse.ArgumentParser(add_help=False)
-    workspace.add_argument(
-        "--workspace", default=default_workspace(), metavar="DIR",
-        help="the folder of your step copies (default: workspace/ in the repository, or $TUTORIAL_WORKSPACE)",
-    )
-    main = argparse.ArgumentParser(
-        prog=command_name(), description="Workshop mode: type each step yourself, check it with the reference tests.",
-    )
+    workspace.add_argument("--workspace", default=default_workspace(), metavar="DIR",
+                           help="the folder of your step copies (default: workspace/ in the repository, or $TUTORIAL_WORKSPACE)")
+    main = argparse.ArgumentParser(prog=command_name(), description="Workshop mode: type each step yourself, check it with the reference tests.")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("start", parents=[workspace], help="copy the previous step into your workspace, and say what the step asks for")
