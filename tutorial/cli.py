@@ -105,12 +105,9 @@ def start(args):
     workspace = Path(args.workspace).resolve()
     target, previous = workspace / step, previous_step(step)
     if target.exists() and any(target.iterdir()) and not args.force:
-        raise StepError(
-            f"{checking.shown(target)} already exists: your work is kept. "
-            f"To throw it away and start afresh: {command_name()} start {step[4:6]} --force"
-        )
-    if target.exists():
-        shutil.rmtree(target)
+        raise StepError(f"{checking.shown(target)} already exists: your work is kept. "
+                        f"To throw it away and start afresh: {command_name()} start {step[4:6]} --force")
+    shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     if previous:
         for name in diffs.step_files(ROOT / previous):
@@ -130,11 +127,9 @@ def start(args):
     concept = without_code(readme_section(readme, "The concept"))
     if concept:
         out += [paint("The concept", BOLD, colour), "", concept, ""]
-    if previous:
-        changes = without_code(readme_section(readme, "What changed from step"))
-        if changes:
-            out += [paint(f"What to change (the README's 'What changed from step {previous[4:6]}')", BOLD, colour),
-                    "", changes, ""]
+    changes = previous and without_code(readme_section(readme, "What changed from step"))
+    if changes:
+        out += [paint(f"What to change (the README's 'What changed from step {previous[4:6]}')", BOLD, colour), "", changes, ""]
     name = command_name()
     flask = "uv run flask" if name.startswith("uv ") else "flask"
     out += [
