@@ -27,13 +27,6 @@ pytestmark = pytest.mark.schedule_first  # checks are processes of their own (te
 SERVERS_AND_STRICTNESS = ("TEST_DATABASE_URLS", "TEST_REDIS_URL", "CI", "TUTORIAL_REQUIRE_ALL")
 
 
-def tutorial(*args):
-    """Run `python -m tutorial <args>` as a learner would, output piped; return the finished process."""
-    learner = {k: v for k, v in os.environ.items() if k not in SERVERS_AND_STRICTNESS}
-    return subprocess.run([sys.executable, "-m", "tutorial", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          encoding="utf-8", errors="replace", env={**learner, "PYTHONIOENCODING": "utf-8"}, timeout=300)
-
-
 def copy_step(step, workspace, file=None, right=None, wrong=None):
     """Copy the reference step's code into the workspace, with `right` in `file` replaced by `wrong` (None: `wrong` put
     first): return how often `right` was there."""
@@ -120,7 +113,10 @@ def test_check_names_the_behaviour_that_breaks_the_learners_line_and_the_likely_
     copy = tmp_path / "step03_jwt"
     assert copy_step("step03_jwt", tmp_path, "resources.py", "    @jwt_required()", "    # @jwt_required() forgotten") == 1
     resources = copy / "resources.py"
-    done = tutorial("check", "03", "--workspace", tmp_path, "-k", "cors_header or another_key or flask_run_with_and or hello_answers")
+    learner = {k: v for k, v in os.environ.items() if k not in SERVERS_AND_STRICTNESS}
+    done = subprocess.run(  # as a learner runs it, output piped
+        [sys.executable, "-m", "tutorial", "check", "03", "--workspace", str(tmp_path), "-k", "cors_header or another_key or flask_run_with_and or hello_answers"],
+        cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", env={**learner, "PYTHONIOENCODING": "utf-8"}, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"Checking {copy.as_posix()} with the tests of step03_jwt ...\n" in done.stdout
     assert f"{copy.as_posix()} does not pass yet" in done.stdout

@@ -1,15 +1,11 @@
 """The checking process of `tutorial check` (tutorial/checking.py), and its pytest plugin.
 
-`python -m tutorial.check_plugin sessions.json` runs one pytest session per entry, one after another: the folder first
-on the import path and in TUTORIAL_STEPS_DIR, each checked step imported first (import_problem: one that does not
-import is the whole report, and no test runs), then pytest with `-p tutorial.check_plugin --tutorial-step step03_jwt
---tutorial-report results.json` (several --tutorial-step: each case is reported with its step).
-
-A test checks the step its `step` fixture names (tests/conftest.py): the `since` parametrization, an explicit
-`@pytest.mark.parametrize("step", [...])`, or else the step its file is named after. Only the tests that use the
-`step` fixture and check a chosen step are kept — exactly those that fail when that step is wrong. For each test the
-report records a verdict a learner can read: the test's name and docstring, and for a failure the test's line that
-failed, what was found instead, and the learner's line that raised.
+`python -m tutorial.check_plugin sessions.json` runs one pytest session per entry, one after another, each with its
+folder first on the import path and in TUTORIAL_STEPS_DIR, after importing each checked step (import_problem: one that
+does not import is the whole report). The plugin keeps the tests whose `step` fixture (tests/conftest.py: the `since`
+parametrization, an explicit parametrize, or the step the file is named after) names a --tutorial-step, and reports
+for each a verdict a learner can read: its name and docstring and, for a failure, the test's line that failed, what
+was found instead, and the learner's line that raised.
 """
 import importlib
 import json
@@ -22,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tutorial.checking import IMPORTED, shown  # paths relative to the repository, where this process runs
-from tutorial.steps import STEPS_DIR_VARIABLE, import_step, steps_dir
+from tutorial.steps import STEPS_DIR_VARIABLE, forget, import_step, steps_dir
 
 
 def pytest_addoption(parser):
@@ -143,9 +139,8 @@ def pytest_configure(config):
 
 def import_problem(folder, step):
     """Import the step package in `folder` (steps_dir()) and each of its modules: None, or where the first error is
-    ({file, line, message}). The modules are forgotten afterwards, so that the tests import the step afresh, in the
-    environment their fixtures make."""
-    package_dir = Path(folder).resolve() / step
+    ({file, line, message}). Forgotten afterwards: the tests import the step afresh, in the environment they make."""
+    package_dir = Path(folder) / step
     try:
         package = import_step(step)
         for module in sorted(package_dir.glob("*.py")):
@@ -166,9 +161,7 @@ def import_problem(folder, step):
         message = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1]
         return {"file": file, "line": line, "message": message}
     finally:
-        for name in [name for name in sys.modules if name == step or name.startswith(step + ".")]:
-            del sys.modules[name]
-        importlib.invalidate_caches()
+        forget(step)
 
 
 def main(sessions_file):
