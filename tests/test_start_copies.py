@@ -6,15 +6,14 @@ the previous step copied under the new name (a skeleton for step 01) — every t
 marked `@pytest.mark.already_holds`: it is left out of the first rule and must pass on the start copy
 instead. Parametrized over the reference steps, so that a new step is covered as soon as it exists.
 
-The start copies a run checks share one workspace (each under its own step's name) and one `tutorial check`
-process (checking.run_checks): one pytest start-up and collection, not one per step.
+The start copies a run checks share one workspace (each under its own step's name) and one pytest
+session of a checking process (checking.run_checks): one pytest start-up and collection, not one per step.
 """
 import contextlib
 import io
 
 import pytest
 
-from conftest import collected_cases
 from tutorial import checking, cli
 from tutorial.steps import reference_steps
 
@@ -25,12 +24,15 @@ TEST = "test_every_test_a_step_introduces_fails_on_its_start_copy"
 def start_copies(request, tmp_path_factory):
     """{step: CheckResult} of the introduced tests on each start copy this run checks (the cases left after -k, and
     after a learner's run keeps the finished step's only), all made and checked at once."""
-    steps = sorted({item.callspec.params["step"] for item in collected_cases(request, TEST)})
+    steps = sorted({item.callspec.params["step"] for item in request.session.items if getattr(item, "originalname", "") == TEST})
     workspace = tmp_path_factory.mktemp("start-copies")
     for step in steps:
         with contextlib.redirect_stdout(io.StringIO()):
             assert cli.main(["start", step[4:6], "--workspace", str(workspace)]) == 0
-    return checking.run_checks(steps, workspace, introduced_only=True)  # StepError if a start copy does not import
+    result = checking.run_checks([checking.Check(workspace, steps, introduced_only=True)])[0]
+    if isinstance(result, Exception):  # a start copy that does not import
+        raise result
+    return result
 
 
 # A property of the tests and the steps, the same on every machine: a learner's run checks the finished step's

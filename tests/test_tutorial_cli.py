@@ -1,9 +1,11 @@
 """Workshop mode (tutorial/cli.py): `tutorial start`, `check`, `diff`, `status`, and the READMEs' diff blocks.
 
-Every test works in its own temporary workspace, never in the repository's workspace/. One test runs a whole
-step's checks (several seconds); the others stop before any test runs, or narrow them with -k, and the learner
-mistakes share check processes (the `mistakes` fixture).
+Every test works in its own temporary workspace, never in the repository's workspace/. The copies whose tests run (a
+copy of the reference, the skeleton of step 01, the learner mistakes) are checked in one checking process, one pytest
+session each (the `checked` fixture); one test runs `tutorial check` as a learner does, the others stop before any
+test runs, or narrow them with -k.
 """
+import contextlib
 import io
 import os
 import re
@@ -14,11 +16,10 @@ import textwrap
 
 import pytest
 
-from conftest import collected_cases
 from tutorial import checking, cli, diffs
 from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step
 
-pytestmark = pytest.mark.schedule_first  # each check is a pytest process of its own (tests/conftest.py)
+pytestmark = pytest.mark.schedule_first  # checks are processes of their own (tests/conftest.py)
 
 
 # What tells the step tests of database servers, Redis and strict mode: a learner's laptop has none of them. The
@@ -26,34 +27,98 @@ pytestmark = pytest.mark.schedule_first  # each check is a pytest process of its
 SERVERS_AND_STRICTNESS = ("TEST_DATABASE_URLS", "TEST_REDIS_URL", "CI", "TUTORIAL_REQUIRE_ALL")
 
 
-def tutorial(*args, env=None):
-    """Run `python -m tutorial <args>` as a learner would, output piped; return the finished process."""
-    learner = {k: v for k, v in os.environ.items() if k not in SERVERS_AND_STRICTNESS}
-    return subprocess.run(
-        [sys.executable, "-m", "tutorial", *map(str, args)], cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace",
-        env={**learner, "PYTHONIOENCODING": "utf-8", **(env or {})}, timeout=300,
-    )
-
-
-def copy_step(step, workspace):
-    """A workspace holding an exact copy of the reference step's code."""
+def copy_step(step, workspace, file=None, right=None, wrong=None):
+    """Copy the reference step's code into the workspace, with `right` in `file` replaced by `wrong` (None: `wrong` put
+    first): return how often `right` was there."""
     shutil.copytree(ROOT / step, workspace / step, ignore=shutil.ignore_patterns("__pycache__", "README.md"))
-    return workspace / step
+    if file is None:
+        return 1
+    path = workspace / step / file
+    source = path.read_text(encoding="utf-8")
+    path.write_text(wrong + source if right is None else source.replace(right, wrong), encoding="utf-8")
+    return 1 if right is None else source.count(right)
 
 
-def test_check_passes_on_a_copy_of_the_reference_and_names_the_behaviour_that_breaks(tmp_path):
-    copy = copy_step("step03_jwt", tmp_path)
-    done = tutorial("check", "03", "--workspace", tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{copy.as_posix()} passes: all " in done.stdout
+# The learner mistakes: each made in a copy of the reference step; the verdict names the likely fix ---------
+# (A forgotten @jwt_required() under --debug, Werkzeug's debugger page: made in test_check_names_... below.)
+MISTAKES = [
+    pytest.param("step03_jwt", "resources.py", "    @jwt_required()", "    @jwt_required", "users_with_a_token",
+                 "write @jwt_required() with parentheses", id="the article's bare @jwt_required"),
+    pytest.param("step04_errors", "errors.py", "def expired_token(jwt_header, jwt_payload):", "def expired_token():",
+                 "log_in_then_use_an_expired_token", "def expired_token(jwt_header, jwt_payload)",
+                 id="the 3.x zero-argument expired_token_loader"),
+    pytest.param("step03_jwt", "__init__.py", "    jwt.user_lookup_loader(load_user)", "    pass  # no user lookup",
+                 "stops_working", "jwt.user_lookup_loader(load_user)", id="no user_lookup_loader"),
+    pytest.param("step03_jwt", "resources.py", "create_access_token(identity=user.username)",
+                 "create_access_token(identity=user.id)", "login_returns_a_signed", "the identity must be a string",
+                 id="an integer identity"),
+    pytest.param("step03_jwt", "resources.py", '"token": token,', '"token": None,', "login_returns_a_signed",
+                 "the login answer carries no token", id="no token in the login answer"),
+    pytest.param("step03_jwt", "__init__.py", "    app.config.from_mapping(\n", "    app.config.from_mapping(\n        PROPAGATE_EXCEPTIONS=True,\n",
+                 "with_and_without_debug", "leave the article's PROPAGATE_EXCEPTIONS = True", id="the article's propagation (debug) fix in step 03"),
+    pytest.param("step08_accounts", "accounts.py", "if current_user.role != \"admin\":", "if verify_jwt_in_request()[1].get(\"role\") != \"admin\":",
+                 "role_is_read_from_the_user_row", "read the role from the user's row", id="the role read from the token's claim"),
+    pytest.param("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}", "login_token_is_eddsa",
+                 "put the signing key's kid in every token's header", id="no kid in the token's header"),
+]
+MISTAKE_TEST = "test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section"
 
+
+@pytest.fixture(scope="session")
+def checked(request, tmp_path_factory):
+    """{copy: (how often the change's `right` was in its file, the CheckResult of its tests)} for the copies this run
+    checks: each in a workspace of its own, all checked in one process (checking.run_checks), as a learner's laptop."""
+    run = {item.name for item in request.session.items}  # after -k, and what xdist gave this worker
+    copies = {case.id: case.values for case in MISTAKES if f"{MISTAKE_TEST}[{case.id}]" in run}
+    if "test_a_copy_of_the_reference_passes_every_test_of_its_step" in run:
+        copies["reference"] = ("step03_jwt", None, None, None, None)
+    checks, counts = [], {}
+    for name, (step, file, right, wrong, select, *_) in copies.items():
+        folder = tmp_path_factory.mktemp("copy")
+        counts[name] = copy_step(step, folder, file, right, wrong)
+        checks.append(checking.Check(folder, [step], select))
+    if "test_start_01_makes_a_skeleton_that_imports" in run:
+        folder = tmp_path_factory.mktemp("skeleton")
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli.main(["start", "01", "--workspace", str(folder)]) == 0
+        counts["skeleton"] = 1
+        checks.append(checking.Check(folder, ["step01_basic"], "hello_answers_json"))
+    with pytest.MonkeyPatch.context() as learner:
+        for name in SERVERS_AND_STRICTNESS:
+            learner.delenv(name, raising=False)
+        results = checking.run_checks(checks) if checks else []
+    return {name: (counts[name], result if isinstance(result, Exception) else result[check.steps[0]])
+            for name, check, result in zip(counts, checks, results)}
+
+
+def verdicts(checked, name):
+    """(how often the change's `right` was there, the CheckResult, what `tutorial check` prints for it)."""
+    count, result = checked[name]
+    if isinstance(result, Exception):  # the copy did not import, or ran no test
+        raise result
+    out = io.StringIO()
+    cli.print_verdicts(result, colour=False, out=out)
+    return count, result, out.getvalue()
+
+
+@pytest.mark.xdist_group("checked")  # one worker checks the copies (checked)
+def test_a_copy_of_the_reference_passes_every_test_of_its_step(checked):
+    _, result, printed = verdicts(checked, "reference")
+    assert result.passed, printed
+    assert cli.summary(result).startswith(f"all {len(result.behaviours)} behaviours pass ")
+    assert "taught in step 01, still true" in printed and "new in this step" in printed
+
+
+def test_check_names_the_behaviour_that_breaks_the_learners_line_and_the_likely_fix(tmp_path):
+    copy = tmp_path / "step03_jwt"
+    assert copy_step("step03_jwt", tmp_path, "resources.py", "    @jwt_required()", "    # @jwt_required() forgotten") == 1
     resources = copy / "resources.py"
-    source = resources.read_text(encoding="utf-8")
-    assert source.count("    @jwt_required()") == 1
-    resources.write_text(source.replace("    @jwt_required()", "    # @jwt_required() forgotten"), encoding="utf-8")
-    # Only the behaviours asserted below: the whole step already ran on this copy above.
-    done = tutorial("check", "03", "--workspace", tmp_path, "-k", "cors_header or another_key or flask_run_with_and or hello_answers")
+    learner = {k: v for k, v in os.environ.items() if k not in SERVERS_AND_STRICTNESS}
+    done = subprocess.run(  # as a learner runs it, output piped
+        [sys.executable, "-m", "tutorial", "check", "03", "--workspace", str(tmp_path), "-k", "cors_header or another_key or flask_run_with_and or hello_answers"],
+        cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", env={**learner, "PYTHONIOENCODING": "utf-8"}, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
+    assert f"Checking {copy.as_posix()} with the tests of step03_jwt ...\n" in done.stdout
     assert f"{copy.as_posix()} does not pass yet" in done.stdout
     # Verdicts in words, not pytest tracebacks: the behaviours that need the token fail...
     assert "FAILED  Refusal carries cors header so the front end can read it" in done.stdout
@@ -68,14 +133,18 @@ def test_check_passes_on_a_copy_of_the_reference_and_names_the_behaviour_that_br
     assert "Traceback" not in done.stdout and "_pytest" not in done.stdout
 
 
-def test_check_reference_passes():
-    done = tutorial("check", "03", "--reference", "-k", "token")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "the reference step03_jwt passes" in done.stdout
+def test_check_reference_passes(capsys, monkeypatch):
+    for name in SERVERS_AND_STRICTNESS:
+        monkeypatch.delenv(name, raising=False)
+    assert cli.main(["check", "03", "--reference", "-k", "hello_answers_json"]) == 0
+    out = capsys.readouterr().out
+    assert "Checking the reference step03_jwt with the tests of step03_jwt ..." in out
+    assert "the reference step03_jwt passes: " in out
 
 
 def test_a_stale_reference_import_cannot_shadow_the_workspace_copy(tmp_path, monkeypatch):
-    copy = copy_step("step03_jwt", tmp_path)
+    copy_step("step03_jwt", tmp_path)
+    copy = tmp_path / "step03_jwt"
     saved_modules = {k: v for k, v in sys.modules.items() if k.partition(".")[0] == "step03_jwt"}
     saved_path = list(sys.path)
     try:
@@ -111,9 +180,8 @@ def test_learner_mistakes_are_one_line_and_exit_2(tmp_path, capsys, args, messag
     ("from .models import Usr\n", "ImportError: cannot import name 'Usr'"),
 ], ids=["syntax error", "missing module", "missing name"])
 def test_a_workspace_that_does_not_import_names_the_file_and_line(tmp_path, capsys, broken, message):
-    copy = copy_step("step03_jwt", tmp_path)
-    resources = copy / "resources.py"
-    resources.write_text("# my version\n" + broken + resources.read_text(encoding="utf-8"), encoding="utf-8")
+    copy_step("step03_jwt", tmp_path, "resources.py", None, "# my version\n" + broken)
+    resources = tmp_path / "step03_jwt" / "resources.py"
     assert cli.main(["check", "03", "--workspace", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # no test ran
@@ -140,13 +208,13 @@ def test_start_copies_the_previous_step_and_refuses_to_overwrite(tmp_path, capsy
     assert (copy / "resources.py").read_text(encoding="utf-8") == (ROOT / "step02_db" / "resources.py").read_text(encoding="utf-8")
 
 
-def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys):
+@pytest.mark.xdist_group("checked")
+def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys, checked):
     assert cli.main(["start", "01", "--workspace", str(tmp_path)]) == 0
     assert "a skeleton: there is no previous step" in capsys.readouterr().out
-    done = tutorial("check", "01", "--workspace", tmp_path, "-k", "hello_answers_json")
-    assert done.returncode == 1, done.stdout + done.stderr  # it imports and runs, and fails: nothing is written yet
-    assert "FAILED  Hello answers json" in done.stdout
-    assert "assert 404 == 200" in done.stdout
+    _, _, printed = verdicts(checked, "skeleton")  # the same skeleton, checked with -k hello_answers_json: it imports ...
+    assert "FAILED  Hello answers json" in printed  # ... and fails: nothing is written yet
+    assert "assert 404 == 200" in printed
 
 
 def test_diff_is_plain_when_piped_and_skips_readmes_and_caches(capsys):
@@ -187,7 +255,7 @@ def test_status_lists_every_step(tmp_path, capsys):
 
 
 def test_every_step_readme_shows_the_current_diff_from_the_previous_step():
-    stale = [path.relative_to(ROOT).as_posix() for path in diffs.stale_readmes()]
+    stale = [path.relative_to(ROOT).as_posix() for path in diffs.readme_diffs()]
     assert not stale, f"the generated diff in {', '.join(stale)} is out of date: run `{diffs.COMMAND}`"
 
 
@@ -199,73 +267,14 @@ def test_readme_block_is_inside_the_what_changed_section_and_keeps_the_bullets()
     assert "<details><summary>The full diff</summary>" in section and "```diff\n--- step02_db/" in section
 
 
-# The learner mistakes: each made in a copy of the reference step; the verdict names the likely fix ---------
-# (A forgotten @jwt_required() under --debug, Werkzeug's debugger page: made in the first test above.)
-MISTAKES = [
-    pytest.param("step03_jwt", "resources.py", "    @jwt_required()", "    @jwt_required", "users_with_a_token",
-                 "write @jwt_required() with parentheses", id="the article's bare @jwt_required"),
-    pytest.param("step04_errors", "errors.py", "def expired_token(jwt_header, jwt_payload):", "def expired_token():",
-                 "log_in_then_use_an_expired_token", "def expired_token(jwt_header, jwt_payload)",
-                 id="the 3.x zero-argument expired_token_loader"),
-    pytest.param("step03_jwt", "__init__.py", "    jwt.user_lookup_loader(load_user)", "    pass  # no user lookup",
-                 "stops_working", "jwt.user_lookup_loader(load_user)", id="no user_lookup_loader"),
-    pytest.param("step03_jwt", "resources.py", "create_access_token(identity=user.username)",
-                 "create_access_token(identity=user.id)", "login_returns_a_signed", "the identity must be a string",
-                 id="an integer identity"),
-    pytest.param("step03_jwt", "resources.py", '"token": token,', '"token": None,', "login_returns_a_signed",
-                 "the login answer carries no token", id="no token in the login answer"),
-    pytest.param("step03_jwt", "__init__.py", "    app.config.from_mapping(\n", "    app.config.from_mapping(\n        PROPAGATE_EXCEPTIONS=True,\n",
-                 "with_and_without_debug", "leave the article's PROPAGATE_EXCEPTIONS = True", id="the article's propagation (debug) fix in step 03"),
-    pytest.param("step08_accounts", "accounts.py", "if current_user.role != \"admin\":", "if verify_jwt_in_request()[1].get(\"role\") != \"admin\":",
-                 "role_is_read_from_the_user_row", "read the role from the user's row", id="the role read from the token's claim"),
-    pytest.param("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}", "login_token_is_eddsa",
-                 "put the signing key's kid in every token's header", id="no kid in the token's header"),
-]
-MISTAKE_TEST = "test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section"
-
-
-@pytest.fixture(scope="session")
-def mistakes(request, tmp_path_factory):
-    """{case id: (how often the mistake's `right` was in its file, the CheckResult of its tests)} for the mistakes this
-    run makes. Each is made in a copy of its step of its own; copies of different steps share a workspace, checked in
-    one process (checking.run_checks, as `tutorial check` runs it): one pytest start-up per workspace, not per mistake."""
-    workspaces = []  # [{step: mistake}]: a workspace holds one copy of each step
-    for item in collected_cases(request, MISTAKE_TEST):
-        mistake = {**item.callspec.params, "id": item.callspec.id}
-        workspace = next((w for w in workspaces if mistake["step"] not in w), None)
-        if workspace is None:
-            workspace = {}
-            workspaces.append(workspace)
-        workspace[mistake["step"]] = mistake
-    checked = {}
-    for workspace in workspaces:
-        folder, counts = tmp_path_factory.mktemp("mistakes"), {}
-        for step, mistake in workspace.items():
-            path = copy_step(step, folder) / mistake["file"]
-            source = path.read_text(encoding="utf-8")
-            counts[step] = source.count(mistake["right"])
-            path.write_text(source.replace(mistake["right"], mistake["wrong"]), encoding="utf-8")
-        with pytest.MonkeyPatch.context() as learner:  # as tutorial() runs it: a learner's laptop
-            for name in SERVERS_AND_STRICTNESS:
-                learner.delenv(name, raising=False)
-            results = checking.run_checks(sorted(workspace), folder, select=" or ".join(m["select"] for m in workspace.values()))
-        for step, mistake in workspace.items():  # -k joined every mistake's select (a fragment of a test's name): its own only
-            result = results[step]
-            result.behaviours = [b for b in result.behaviours if mistake["select"] in b.function]
-            checked[mistake["id"]] = counts[step], result
-    return checked
-
-
-@pytest.mark.xdist_group("mistakes")  # one worker makes them all (mistakes)
+@pytest.mark.xdist_group("checked")
 @pytest.mark.parametrize("step, file, right, wrong, select, fix", MISTAKES)
-def test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section(request, mistakes, step, file, right, wrong, select, fix):
-    count, result = mistakes[request.node.callspec.id]
+def test_a_learner_mistake_gets_its_likely_fix_and_the_readme_section(request, checked, step, file, right, wrong, select, fix):
+    count, result, printed = verdicts(checked, request.node.callspec.id)
     assert count == 1, f"{step}/{file} no longer has {right!r}: update MISTAKES"
-    verdicts = io.StringIO()
-    cli.print_verdicts(result, colour=False, out=verdicts)  # what `tutorial check` prints
-    assert not result.passed, verdicts.getvalue()
-    hints = [line.strip() for line in verdicts.getvalue().splitlines() if line.strip().startswith("likely fix: ")]
-    assert any(fix in hint for hint in hints), verdicts.getvalue()
+    assert not result.passed, printed
+    hints = [line.strip() for line in printed.splitlines() if line.strip().startswith("likely fix: ")]
+    assert any(fix in hint for hint in hints), printed
     assert all(re.search(r"\(see step\d\d_\w+/README\.md#[\w-]+\)$", hint) for hint in hints), hints
 
 

@@ -1,25 +1,24 @@
-"""A pytest plugin for `tutorial check`: keep the tests that check one step, and record plain results.
+"""The checking process of `tutorial check` (tutorial/checking.py), and its pytest plugin.
 
-Loaded with `-p tutorial.check_plugin --tutorial-step step03_jwt --tutorial-report results.json` (several
---tutorial-step: the tests of each, each case reported with its step). A test checks the step its `step`
-fixture names (tests/conftest.py): the `since` parametrization, an explicit `@pytest.mark.parametrize("step",
-[...])`, or else the step its file is named after. Only the tests that use the `step` fixture and check a
-chosen step are kept — exactly those that fail when that step is wrong (tests/conftest.py does not even make
-the `since` cases of the other steps). Before any test, each chosen step is imported (checking.import_problem):
-one that does not import is reported, and nothing runs. For each test, the report records a verdict a learner
-can read: the test's name and docstring, and for a failure the test's line that failed, what was found
-instead, and the learner's line that raised.
+`python -m tutorial.check_plugin sessions.json` runs one pytest session per entry, one after another, each with its
+folder first on the import path and in TUTORIAL_STEPS_DIR, after importing each checked step (import_problem: one that
+does not import is the whole report). The plugin keeps the tests whose `step` fixture (tests/conftest.py: the `since`
+parametrization, an explicit parametrize, or the step the file is named after) names a --tutorial-step, and reports
+for each a verdict a learner can read: its name and docstring and, for a failure, the test's line that failed, what
+was found instead, and the learner's line that raised.
 """
-import ast
-import functools
+import importlib
 import json
-import linecache
+import os
 import re
+import sys
+import traceback
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tutorial.checking import IMPORTED, shown  # paths relative to the repository, where this process runs
+from tutorial.steps import STEPS_DIR_VARIABLE, forget, import_step, steps_dir
 
 
 def pytest_addoption(parser):
@@ -46,36 +45,15 @@ def introduced(item, step):
     return marker is None or marker.args[0] >= step
 
 
-def already_holds(item):
-    """Marked @pytest.mark.already_holds: a behaviour the step teaches that its start copy already has."""
-    return item.get_closest_marker("already_holds") is not None
-
-
-def checked_steps(config):
-    """The steps this run checks (--tutorial-step), or None when the plugin is loaded without any."""
-    return config.getoption("tutorial_step", None)
-
-
 def pytest_collection_modifyitems(config, items):
-    steps = checked_steps(config)
+    steps = config.getoption("tutorial_step")
     if not steps:
         return
-    keep = [item for item in items if checked_step(item) in steps]
-    if config.getoption("tutorial_introduced"):
-        keep = [item for item in keep if introduced(item, checked_step(item))]
-    kept = set(map(id, keep))
-    drop = [item for item in items if id(item) not in kept]
-    if drop:
-        config.hook.pytest_deselected(items=drop)
+    keep = [item for item in items if checked_step(item) in steps
+            and (introduced(item, checked_step(item)) or not config.getoption("tutorial_introduced"))]
+    kept = set(keep)
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
     items[:] = keep
-
-
-def _case(item, step):
-    """The parametrization of a test, without the step: 'testing-headers0-401-body0', or ''."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return ""
-    return "-".join(part for part in callspec.id.split("-") if part != step)
 
 
 def _short(text, limit=220):
@@ -83,48 +61,19 @@ def _short(text, limit=220):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _relative(path):
-    path = Path(path).resolve()
-    for base in (Path.cwd(), ROOT):
-        try:
-            return path.relative_to(base).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
-
-
-@functools.lru_cache(maxsize=None)
-def _statements(filename):
-    """(first line, last line) of every statement in a file, parsed once: a check explains hundreds of failures."""
-    try:
-        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
-        return ()
-    return tuple((node.lineno, node.end_lineno) for node in ast.walk(tree) if isinstance(node, ast.stmt))
-
-
-def statement_at(filename, lineno):
-    """The first line of the innermost statement holding line `lineno` (1-based) of the file, or None."""
-    spans = [span for span in _statements(filename) if span[0] <= lineno <= span[1]]
-    if not spans:
-        return None
-    first, _ = min(spans, key=lambda span: span[1] - span[0])
-    return linecache.getline(filename, first).strip() or None
-
-
 def explain(excinfo, item, steps_dir):
     """What went wrong, in a few short fields, from the exception (never a whole traceback)."""
-    test_file = Path(str(item.fspath)).resolve()
+    test_file = item.path.resolve()
     expected = where = raised_at = last = None
     for entry in excinfo.traceback:
         path = Path(str(entry.path)).resolve()
         if path == test_file or path.parent == test_file.parent:  # the test, or a fixture in conftest.py
             last = entry
-            where = f"{_relative(path)}:{entry.lineno + 1}"
+            where = f"{shown(path)}:{entry.lineno + 1}"
         if steps_dir in path.parents:  # the step's own code (the learner's copy, under `tutorial check`)
-            raised_at = f"{_relative(path)}, line {entry.lineno + 1}"
-    if last is not None:
-        expected = statement_at(str(last.path), last.lineno + 1)
+            raised_at = f"{shown(path)}, line {entry.lineno + 1}"
+    if last is not None:  # the first line of the test's statement that failed
+        expected = last.statement.lines[0].strip() if last.statement.lines else None
     lines = [line for line in str(excinfo.value).splitlines() if line.strip()]
     if excinfo.errisinstance(AssertionError):
         found = _short(lines[0]) if lines else "assert failed"
@@ -149,59 +98,87 @@ def logged_error(report):
 
 class Recorder:
     def __init__(self, config):
-        self.config = config
-        self.results = {}
-        from tutorial.steps import steps_dir
+        self.config, self.results, self.steps_dir = config, {}, steps_dir()
 
-        self.steps_dir = steps_dir()
-
-    def write(self, problem=None):
-        report = {"problem": problem, "cases": list(self.results.values())}
-        Path(self.config.getoption("tutorial_report")).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-
-    def pytest_sessionstart(self, session):
-        """Import each checked step here, once, instead of in a process of its own: the first that does not import
-        is the whole report, and no test runs."""
-        from tutorial.checking import IMPORTED, import_problem
-
-        for step in checked_steps(self.config) or ():
-            problem = import_problem(self.steps_dir, step)
-            if problem:
-                self.write({**problem, "step": step})
-                pytest.exit(f"{step} does not import", returncode=pytest.ExitCode.INTERRUPTED)
-        print(IMPORTED, flush=True)  # output is not captured between the hooks: checking.run_checks reads this line
-
-    @pytest.hookimpl(hookwrapper=True)
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
-        outcome = yield
-        report = outcome.get_result()
+        report = yield
         step = checked_step(item)
+        callspec = getattr(item, "callspec", None)
         result = self.results.setdefault(item.nodeid, {
             "nodeid": item.nodeid,
             "step": step,
-            "file": _relative(str(item.fspath)),
-            "function": getattr(item, "originalname", item.name),
-            "doc": (getattr(item.function, "__doc__", None) or "").strip().split("\n\n")[0],
-            "case": _case(item, step),
+            "file": shown(item.path),
+            "function": item.originalname,
+            "doc": (item.function.__doc__ or "").strip().split("\n\n")[0],
+            "case": "-".join(part for part in callspec.id.split("-") if part != step) if callspec else "",
             "introduced": introduced(item, step),
-            "already_holds": already_holds(item),
+            "already_holds": item.get_closest_marker("already_holds") is not None,
             "outcome": "passed",
         })
         if report.skipped and result["outcome"] == "passed":
             result["outcome"] = "skipped"
         elif report.failed and result["outcome"] != "failed":
             result["outcome"] = "failed"
-            result["when"] = report.when
             if call.excinfo is not None:
                 result.update(explain(call.excinfo, item, self.steps_dir))
                 logged = logged_error(report)
                 if logged and logged not in (result.get("found") or ""):  # a 500 says little; the log says why
                     result["found"] = f"{result.get('found') or ''} — the app logged {logged}"
+        return report
 
-    def pytest_sessionfinish(self, session):
-        self.write()
+    def pytest_sessionfinish(self, session, exitstatus):
+        report = {"exit": int(exitstatus), "cases": list(self.results.values())}
+        Path(self.config.getoption("tutorial_report")).write_text(json.dumps(report, ensure_ascii=False), encoding="utf-8")
 
 
 def pytest_configure(config):
     if config.getoption("tutorial_report"):
         config.pluginmanager.register(Recorder(config), "tutorial-recorder")
+
+
+def import_problem(folder, step):
+    """Import the step package in `folder` (steps_dir()) and each of its modules: None, or where the first error is
+    ({file, line, message}). Forgotten afterwards: the tests import the step afresh, in the environment they make."""
+    package_dir = Path(folder) / step
+    try:
+        package = import_step(step)
+        for module in sorted(package_dir.glob("*.py")):
+            if module.stem != "__init__" and "." not in module.stem:  # gunicorn.conf.py is gunicorn's file, not a module
+                importlib.import_module(f"{step}.{module.stem}")
+        if not callable(getattr(package, "create_app", None)):
+            return {"file": str(package_dir / "__init__.py"), "line": None,
+                    "message": "defines no create_app() function, which the tests call to build the app"}
+        return None
+    except (Exception, SystemExit) as error:
+        file, line = None, None
+        if isinstance(error, SyntaxError) and error.filename:
+            file, line = error.filename, error.lineno
+        else:
+            for frame in traceback.extract_tb(error.__traceback__):
+                if package_dir in Path(frame.filename).resolve().parents:
+                    file, line = frame.filename, frame.lineno
+        message = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1]
+        return {"file": file, "line": line, "message": message}
+    finally:
+        forget(step)
+
+
+def main(sessions_file):
+    """One pytest session per entry of the file, one after another in this process (see the top of this file)."""
+    path, python_path = list(sys.path), os.environ.get("PYTHONPATH")
+    for session in json.loads(Path(sessions_file).read_text(encoding="utf-8")):
+        folder = session["folder"]
+        os.environ[STEPS_DIR_VARIABLE] = folder
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, python_path]))  # for the processes tests start
+        sys.path[:] = [folder, *path]  # not the folder of the previous session
+        problem = next(({**p, "step": s} for s in session["steps"] if (p := import_problem(folder, s))), None)
+        if problem:
+            Path(session["report"]).write_text(json.dumps({"problem": problem}), encoding="utf-8")
+            continue
+        print(IMPORTED, flush=True)
+        pytest.main(session["args"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,12 +1,11 @@
-"""`tutorial check`: run the reference tests of one step against a folder of step packages.
+"""`tutorial check`: run the reference tests of a step against a folder of step packages.
 
-The tests run in a separate Python process, with the folder being checked first on the import path and named
-in TUTORIAL_STEPS_DIR (see tutorial/steps.py), so that a step package of the same name elsewhere — the
-reference copy at the repository root — cannot be imported instead. That process first imports the step
-(tutorial/check_plugin.py, import_problem below): a step that does not import is one line naming the file and
-line, and no test runs. Several steps of one folder can be checked in one such process (run_checks).
+The tests run in a Python process of their own (tutorial/check_plugin.py), with the folder first on the import path
+and named in TUTORIAL_STEPS_DIR (see tutorial/steps.py), so that a step package of the same name elsewhere — the
+reference copy at the repository root — cannot be imported instead. There each checked step is imported first: a step
+that does not import is one line naming the file and line, and none of its tests runs. One process can check several
+folders (run_checks), one pytest session after another: the imports and start-up of the first serve the rest.
 """
-import importlib
 import json
 import os
 import re
@@ -14,75 +13,28 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, StepError, import_step
+from tutorial.steps import ROOT, StepError
 
-# The line check_plugin prints once every checked step imported, before any test runs (run_checks' started()).
+# The line the checking process prints once the steps of a check imported, before its tests run (started() below).
 IMPORTED = "tutorial check: the steps import"
 
 
 def shown(path):
     """A path as the learner would type it: relative to the current folder when inside it."""
     path = Path(path).resolve()
-    try:
-        return path.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    return path.relative_to(Path.cwd()).as_posix() if path.is_relative_to(Path.cwd()) else path.as_posix()
 
 
-def python_path(folder):
-    rest = os.environ.get("PYTHONPATH")
-    return str(folder) + (os.pathsep + rest if rest else "")
-
-
-def check_folder(folder, step):
-    """Raise StepError if `folder` holds no package named `step`."""
-    package = Path(folder) / step
-    if not package.is_dir():
-        raise StepError(f"{shown(package)} does not exist")
-    if not (package / "__init__.py").is_file():
-        raise StepError(f"{shown(package / '__init__.py')} is missing: a step is a package with an __init__.py")
-
-
-def import_problem(folder, step):
-    """Import the step package in `folder` (steps_dir()) and each of its modules: None, or where the first error
-    is ({file, line, message}). Run by check_plugin in the checking process before any test; the modules are
-    forgotten afterwards, so that the tests import the step afresh, in the environment their fixtures make."""
-    folder, package_dir = Path(folder).resolve(), Path(folder).resolve() / step
-    try:
-        package = import_step(step)
-        for module in sorted(package_dir.glob("*.py")):
-            if module.stem != "__init__" and "." not in module.stem:  # gunicorn.conf.py is gunicorn's file, not a module
-                importlib.import_module(f"{step}.{module.stem}")
-        if not callable(getattr(package, "create_app", None)):
-            return {"file": str(package_dir / "__init__.py"), "line": None,
-                    "message": "defines no create_app() function, which the tests call to build the app"}
-        return None
-    except (Exception, SystemExit) as error:
-        file, line = None, None
-        if isinstance(error, SyntaxError) and error.filename:
-            file, line = error.filename, error.lineno
-        else:
-            for frame in traceback.extract_tb(error.__traceback__):
-                if package_dir in Path(frame.filename).resolve().parents:
-                    file, line = frame.filename, frame.lineno
-        message = "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[-1]
-        return {"file": file, "line": line, "message": message}
-    finally:
-        for name in [name for name in sys.modules if name == step or name.startswith(step + ".")]:
-            del sys.modules[name]
-        importlib.invalidate_caches()
-
-
-def import_error(folder, step, problem):
-    """The StepError for an import_problem(): 'step03_jwt/resources.py, line 2: SyntaxError: ...'."""
-    where = shown(problem["file"]) if problem["file"] else shown(Path(folder) / step)
-    if problem["line"]:
-        where += f", line {problem['line']}"
-    return StepError(f"{where}: {problem['message']}")
+@dataclass
+class Check:
+    """What one pytest session of the checking process checks: `steps` (package names) in `folder`."""
+    folder: Path
+    steps: list
+    select: str = None  # pytest's -k
+    introduced_only: bool = False  # only the tests the steps introduce, not those carried forward from earlier steps
 
 
 @dataclass
@@ -113,10 +65,8 @@ class Behaviour:
 @dataclass
 class CheckResult:
     step: str
-    folder: Path
     behaviours: list
-    seconds: float
-    output: str
+    seconds: float  # of the whole checking process
 
     @property
     def passed(self):
@@ -128,79 +78,82 @@ class CheckResult:
 
 
 def test_files_for(step):
-    """The test modules that can hold a test of `step`: those of this step and the earlier ones, and a later
-    one only if it names this step or an earlier one (step04's tests of the article's step03 code, say).
-    Collecting fewer modules keeps `tutorial check` quick; the plugin still picks the tests themselves."""
-    files = []
-    for path in sorted((ROOT / "tests").glob("test_step[0-9][0-9]_*.py")):
-        named = path.stem.removeprefix("test_")
-        if named <= step or any(s <= step for s in re.findall(r"[\"'](step\d\d_\w+)[\"']", path.read_text(encoding="utf-8"))):
-            files.append(str(path.relative_to(ROOT)))
-    return files
+    """The test modules that can hold a test of `step`: those of this step and the earlier ones, and a later one only
+    if it names this step or an earlier one (step04's tests of the article's step03 code, say). Fewer modules to
+    collect keep `tutorial check` quick; the plugin still picks the tests themselves."""
+    return [path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "tests").glob("test_step[0-9][0-9]_*.py"))
+            if path.stem.removeprefix("test_") <= step
+            or any(s <= step for s in re.findall(r"[\"'](step\d\d_\w+)[\"']", path.read_text(encoding="utf-8")))]
 
 
-def run_check(step, folder, select=None, introduced_only=False, started=None):
-    """Run the tests that check `step` against the package in `folder`: a CheckResult. StepError if the step does
-    not import (naming the file and line: no test runs) or the tests could not run.
-    introduced_only: only the tests the step introduces, not those inherited from earlier steps.
-    started(): called once the step imported, as its tests begin."""
-    return run_checks([step], folder, select, introduced_only, started)[step]
+def run_check(step, folder, select=None, started=None):
+    """The CheckResult of the tests that check `step` against the package in `folder`. StepError if the step does not
+    import (naming the file and line: no test runs) or the tests could not run. started(): called once it imported."""
+    result = run_checks([Check(folder, [step], select)], started)[0]
+    if isinstance(result, StepError):
+        raise result
+    return result[step]
 
 
-def run_checks(steps, folder, select=None, introduced_only=False, started=None):
-    """run_check for several steps of one folder in one pytest process (one start-up and one collection):
-    {step: CheckResult}. StepError if any of them does not import."""
-    folder = Path(folder).resolve()
-    for step in steps:
-        check_folder(folder, step)
-    test_files = test_files_for(max(steps))
+def run_checks(checks, started=None):
+    """Run several Checks in one process, one pytest session each: for each, {step: CheckResult}, or the StepError that
+    says why its tests did not run (a step that does not import, no test selected)."""
+    sessions = []
     with tempfile.TemporaryDirectory(prefix="tutorial-check-") as tmp:
-        report = Path(tmp) / "results.json"
-        command = [
-            sys.executable, "-m", "pytest", *test_files, "-p", "tutorial.check_plugin",
-            *(f"--tutorial-step={step}" for step in steps), "--tutorial-report", str(report),
-            "-q", "--no-header", "-p", "no:cacheprovider", "-o", "addopts=", "--tb=no", "-rN",
-            "-p", "no:unraisableexception",  # its collections of garbage at the end take ~0.5 s; a check reports none
-        ]
-        if select:
-            command += ["-k", select]
-        if introduced_only:
-            command.append("--tutorial-introduced")
-        env = {**os.environ, "PYTHONIOENCODING": "utf-8", STEPS_DIR_VARIABLE: str(folder), "PYTHONPATH": python_path(folder),
-               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # the step tests need no plugin: ~2 s less per check (hypothesis, schemathesis)
-        started_at = time.monotonic()
-        lines = []
-        with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, encoding="utf-8", errors="replace") as process:
-            for line in process.stdout:  # read as it comes: the header waits for the import, not for the tests
+        for n, check in enumerate(checks):
+            folder = Path(check.folder).resolve()
+            for step in check.steps:
+                if not (folder / step / "__init__.py").is_file():
+                    raise StepError(f"{shown(folder / step / '__init__.py')} is missing: a step is a package with an __init__.py")
+            sessions.append({"folder": str(folder), "steps": check.steps, "report": str(Path(tmp) / f"{n}.json"), "args": [
+                *test_files_for(max(check.steps)), "-p", "tutorial.check_plugin", *(f"--tutorial-step={s}" for s in check.steps),
+                f"--tutorial-report={Path(tmp) / f'{n}.json'}", *(["-k", check.select] if check.select else []),
+                *(["--tutorial-introduced"] if check.introduced_only else []),
+                # Its own temporary folder: pytest's shared one is cleaned of old runs at the end (~0.5 s).
+                f"--basetemp={Path(tmp) / f'tmp{n}'}", "-q", "--no-header", "-o", "addopts=", "--tb=no", "-rN",
+                "-p", "no:cacheprovider", "-p", "no:unraisableexception",  # its garbage collections at the end: ~0.5 s
+            ]})
+        (Path(tmp) / "sessions.json").write_text(json.dumps(sessions), encoding="utf-8")
+        env = {**os.environ, "PYTHONIOENCODING": "utf-8",
+               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # the step tests need no plugin: ~2 s less (hypothesis, schemathesis)
+        started_at, lines = time.monotonic(), []
+        with subprocess.Popen([sys.executable, "-m", "tutorial.check_plugin", str(Path(tmp) / "sessions.json")], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
+                              errors="replace") as process:
+            for line in process.stdout:  # as it comes: the header waits for the import, not for the tests
                 lines.append(line)
                 if started and line.rstrip("\n").endswith(IMPORTED):  # after whatever the step printed as it imported
                     started()
+                    started = None
         seconds = time.monotonic() - started_at
-        output = "".join(lines)
-        results = json.loads(report.read_text(encoding="utf-8")) if report.exists() else None
-        if results and results["problem"]:
-            problem = results["problem"]
-            raise import_error(folder, problem["step"], problem)
-        if process.returncode not in (0, 1) or results is None:
-            if process.returncode == 5:
-                raise StepError(f"no test checks {', '.join(steps)}" + (f" with -k {select!r}" if select else ""))
-            tail = "\n".join(output.strip().splitlines()[-15:])
-            raise StepError(f"the tests of {', '.join(steps)} could not run (pytest exit status {process.returncode}):\n{tail}")
-    checks = {}
-    for step in steps:
-        behaviours = {}
-        for case in results["cases"]:
-            if case["step"] != step:
-                continue
-            if case["outcome"] == "failed":
-                case["hint"] = hint_for(case)
-            key = (case["file"], case["function"])
-            if key not in behaviours:
-                behaviours[key] = Behaviour(case["file"], case["function"], case["doc"])
-            behaviours[key].cases.append(case)
-        checks[step] = CheckResult(step, folder, list(behaviours.values()), seconds, output)
-    return checks
+        reports = [Path(s["report"]) for s in sessions]
+        reports = [json.loads(r.read_text(encoding="utf-8")) if r.is_file() else None for r in reports]
+    tail = "\n".join("".join(lines).strip().splitlines()[-15:])
+    return [results(check, report, seconds, tail) for check, report in zip(checks, reports)]
+
+
+def results(check, report, seconds, tail):
+    """One Check's {step: CheckResult}, from the report of its session, or a StepError."""
+    steps = ", ".join(check.steps)
+    if report and report.get("problem"):
+        problem = report["problem"]
+        where = shown(problem["file"]) if problem["file"] else shown(Path(check.folder) / problem["step"])
+        return StepError(where + (f", line {problem['line']}" if problem["line"] else "") + f": {problem['message']}")
+    if report and report["exit"] == 5:
+        return StepError(f"no test checks {steps}" + (f" with -k {check.select!r}" if check.select else ""))
+    if not report or report["exit"] not in (0, 1):
+        return StepError(f"the tests of {steps} could not run (pytest exit status {report and report['exit']}):\n{tail}")
+    checked = {step: CheckResult(step, [], seconds) for step in check.steps}
+    behaviours = {}
+    for case in report["cases"]:
+        if case["outcome"] == "failed":
+            case["hint"] = hint_for(case)
+        key = (case["step"], case["file"], case["function"])
+        if key not in behaviours:
+            behaviours[key] = Behaviour(case["file"], case["function"], case["doc"])
+            checked[case["step"]].behaviours.append(behaviours[key])
+        behaviours[key].cases.append(case)
+    return checked
 
 
 # Likely fixes ---------------------------------------------------------------------------------------------
@@ -241,11 +194,7 @@ HINTS = [
 
 def hint_for(case):
     """'likely fix' text with its README link for a failed case, or None."""
-    text = case.get("found") or ""
     for hint in HINTS:
-        if hint.found and not re.search(hint.found, text):
-            continue
-        if hint.test and not re.search(hint.test, case.get("function", "")):
-            continue
-        return f"{hint.fix} (see {hint.link})"
+        if re.search(hint.found, case.get("found") or "") and re.search(hint.test, case.get("function", "")):
+            return f"{hint.fix} (see {hint.link})"
     return None

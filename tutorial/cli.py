@@ -81,10 +81,7 @@ def command_name():
 def readme_section(text, title):
     """The body of the '## <title>...' section of a README (without the heading), or ''."""
     match = re.search(rf"^## {re.escape(title)}.*$", text, re.MULTILINE)
-    if not match:
-        return ""
-    end = diffs._section_end(text, match.start())
-    return text[match.end():end].strip("\n")
+    return text[match.end():diffs.section_end(text, match.start())].strip("\n") if match else ""
 
 
 def article_section(text):
@@ -106,16 +103,12 @@ def without_code(text):
 def start(args):
     step = find_step(args.step)
     workspace = Path(args.workspace).resolve()
-    target = workspace / step
+    target, previous = workspace / step, previous_step(step)
     if target.exists() and any(target.iterdir()) and not args.force:
-        raise StepError(
-            f"{checking.shown(target)} already exists: your work is kept. "
-            f"To throw it away and start afresh: {command_name()} start {step[4:6]} --force"
-        )
-    if target.exists():
-        shutil.rmtree(target)
+        raise StepError(f"{checking.shown(target)} already exists: your work is kept. "
+                        f"To throw it away and start afresh: {command_name()} start {step[4:6]} --force")
+    shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    previous = previous_step(step)
     if previous:
         for name in diffs.step_files(ROOT / previous):
             (target / name).parent.mkdir(parents=True, exist_ok=True)
@@ -126,22 +119,17 @@ def start(args):
             (target / name).write_text(text, encoding="utf-8")
         origin = "a skeleton: there is no previous step, so create_app() makes a bare Flask app for you to fill in"
 
-    readme = (ROOT / step / "README.md").read_text(encoding="utf-8")
-    colour = use_colour(sys.stdout)
-    title = readme.splitlines()[0].lstrip("# ").strip()
-    number = step[4:6]
-    out = [paint(title, BOLD, colour), ""]
+    readme, colour, number = (ROOT / step / "README.md").read_text(encoding="utf-8"), use_colour(sys.stdout), step[4:6]
+    out = [paint(readme.splitlines()[0].lstrip("# ").strip(), BOLD, colour), ""]
     if article_section(readme):
         out += [f"Article section: {article_section(readme)}", ""]
     out += [f"Your copy: {checking.shown(target)}/ — {origin}.", ""]
     concept = without_code(readme_section(readme, "The concept"))
     if concept:
         out += [paint("The concept", BOLD, colour), "", concept, ""]
-    if previous:
-        changes = without_code(readme_section(readme, "What changed from step"))
-        if changes:
-            out += [paint(f"What to change (the README's 'What changed from step {previous[4:6]}')", BOLD, colour),
-                    "", changes, ""]
+    changes = previous and without_code(readme_section(readme, "What changed from step"))
+    if changes:
+        out += [paint(f"What to change (the README's 'What changed from step {previous[4:6]}')", BOLD, colour), "", changes, ""]
     name = command_name()
     flask = "uv run flask" if name.startswith("uv ") else "flask"
     out += [
@@ -154,12 +142,9 @@ def start(args):
         "the reference step, not your copy); one command a line, so that Windows PowerShell runs them too:",
         f"  cd {checking.shown(workspace)}",
     ]
-    if step != reference_steps()[0]:  # init-db inside the workspace too, or it sets up the reference's database
+    if previous:  # init-db inside the workspace too, or it sets up the reference's database (step 01 has none)
         out.append(f"  {flask} --app {step} init-db    your copy's database, in {checking.shown(workspace / 'instance')}/")
-    out += [
-        f"  {flask} --app {step} run",
-    ]
-    print("\n".join(out))
+    print("\n".join(out + [f"  {flask} --app {step} run"]))
     return 0
 
 
@@ -188,31 +173,24 @@ def file_heading(file, step):
     return f"step {match[2]}'s tests, on this step's code ({file})"
 
 
+LABELS = {"failed": ("FAILED ", RED), "skipped": ("skipped", YELLOW), "passed": ("passed ", GREEN)}
+
+
 def print_verdicts(result, colour, out=None):
-    out = out or sys.stdout
     file = None
     for behaviour in result.behaviours:
         if behaviour.file != file:
             file = behaviour.file
             print("\n" + paint(file_heading(file, result.step), BOLD, colour), file=out)
-        if behaviour.outcome == "failed":
-            label = paint("FAILED ", RED, colour)
-        elif behaviour.outcome == "skipped":
-            label = paint("skipped", YELLOW, colour)
-        else:
-            label = paint("passed ", GREEN, colour)
-        line = f"  {label} {behaviour.sentence}"
+        line = f"  {paint(*LABELS[behaviour.outcome], colour)} {behaviour.sentence}"
         failures = behaviour.failures
         if failures and len(behaviour.cases) > 1:
-            line += f" ({len(failures)} of {len(behaviour.cases)} cases fail"
-            line += f"; first: {failures[0]['case']})" if failures[0]["case"] else ")"
+            line += f" ({len(failures)} of {len(behaviour.cases)} cases fail" + (f"; first: {failures[0]['case']})" if failures[0]["case"] else ")")
         print(line, file=out)
         if failures:
-            indent = " " * 10
-            if behaviour.doc:
-                print(indent + paint(" ".join(behaviour.doc.split()), DIM, colour), file=out)
-            for text in describe_failure(failures[0], colour):
-                print(indent + text, file=out)
+            doc = [paint(" ".join(behaviour.doc.split()), DIM, colour)] if behaviour.doc else []
+            for text in doc + describe_failure(failures[0], colour):
+                print(" " * 10 + text, file=out)
 
 
 def plural(count, word):
@@ -221,98 +199,75 @@ def plural(count, word):
 
 def summary(result):
     behaviours, failed = len(result.behaviours), sum(b.outcome == "failed" for b in result.behaviours)
-    tests, failed_tests = len(result.tests), sum(c["outcome"] == "failed" for c in result.tests)
-    if not failed:
-        return f"{'all ' if behaviours > 1 else ''}{plural(behaviours, 'behaviour')} pass{'es' if behaviours == 1 else ''} ({plural(tests, 'test')})"
-    return f"{failed} of {plural(behaviours, 'behaviour')} fail ({failed_tests} of {plural(tests, 'test')})"
+    tests, failed_tests = plural(len(result.tests), "test"), sum(c["outcome"] == "failed" for c in result.tests)
+    if failed:
+        return f"{failed} of {plural(behaviours, 'behaviour')} fail ({failed_tests} of {tests})"
+    return f"{'all ' if behaviours > 1 else ''}{plural(behaviours, 'behaviour')} pass{'es' if behaviours == 1 else ''} ({tests})"
 
 
 def check(args):
     step = find_step(args.step)
-    if args.reference:
-        folder = ROOT
-    else:
-        folder = Path(args.workspace).resolve()
-        if not (folder / step).exists():
-            raise StepError(
-                f"{checking.shown(folder / step)} does not exist: start the step with "
-                f"{command_name()} start {step[4:6]}"
-            )
+    folder = ROOT if args.reference else Path(args.workspace).resolve()
+    if not (folder / step).exists():
+        raise StepError(f"{checking.shown(folder / step)} does not exist: start the step with {command_name()} start {step[4:6]}")
     colour = use_colour(sys.stdout)
     what = f"the reference {step}" if args.reference else checking.shown(folder / step)
     started = lambda: print(f"Checking {what} with the tests of {step} ...", flush=True)  # noqa: E731 (once it imports)
-    result = checking.run_check(step, folder, select=args.k, started=started)
+    result = checking.run_check(step, folder, args.k, started)
     print_verdicts(result, colour)
-    print()
     verdict = paint("passes", GREEN, colour) if result.passed else paint("does not pass yet", RED, colour)
-    print(f"{what} {verdict}: {summary(result)}, in {result.seconds:.1f} s.")
+    print(f"\n{what} {verdict}: {summary(result)}, in {result.seconds:.1f} s.")
     return 0 if result.passed else 1
 
 
 def diff(args):
-    if args.new is None:
-        new = find_step(args.old)
-        old = previous_step(new)
-        if old is None:
-            raise StepError(f"{new} is the first step: there is nothing to compare it with")
-    else:
-        old, new = find_step(args.old), find_step(args.new)
+    new = find_step(args.new or args.old)
+    old = find_step(args.old) if args.new else previous_step(new)
+    if old is None:
+        raise StepError(f"{new} is the first step: there is nothing to compare it with")
     text = diffs.step_diff(old, new)
     sys.stdout.write(diffs.colour_diff(text) if use_colour(sys.stdout, args.color) else text)
     return 0
 
 
 def status(args):
-    workspace = Path(args.workspace).resolve()
-    colour = use_colour(sys.stdout)
-    steps = reference_steps()
-    width = max(len(s) for s in steps) + 2
-    folder_width = max(len(checking.shown(workspace / s)) for s in steps) + 2
+    workspace, colour, steps = Path(args.workspace).resolve(), use_colour(sys.stdout), reference_steps()
+    started = [step for step in steps if (workspace / step).exists()]
+    checks = [] if args.no_check else checking.run_checks([checking.Check(workspace, [step]) for step in started])
+    results = dict(zip(started, checks))  # all checked in one process
+    width, folder_width = max(map(len, steps)) + 2, max(len(checking.shown(workspace / s)) for s in steps) + 2
     print(f"{'step':<{width}}{'your copy':<{folder_width}}check")
     for step in steps:
-        copy = workspace / step
-        if not copy.exists():
-            print(f"{step:<{width}}{'-':<{folder_width}}{paint(f'not started: {command_name()} start {step[4:6]}', DIM, colour)}",
-                  flush=True)
-            continue
-        if args.no_check:
+        copy, result = checking.shown(workspace / step), results.get(step)
+        if step not in started:
+            copy, verdict = "-", paint(f"not started: {command_name()} start {step[4:6]}", DIM, colour)
+        elif result is None:
             verdict = "not checked"
+        elif isinstance(result, StepError):
+            verdict = paint("does not import", RED, colour) + f": {result}"
         else:
-            try:
-                result = checking.run_check(step, workspace)
-                verdict = (paint("passes", GREEN, colour) if result.passed else paint("fails", RED, colour))
-                verdict += f": {summary(result)}"
-            except StepError as error:
-                verdict = paint("does not import", RED, colour) + f": {error}"
-        print(f"{step:<{width}}{checking.shown(copy):<{folder_width}}{verdict}", flush=True)
+            verdict = paint(*(("passes", GREEN) if result[step].passed else ("fails", RED)), colour) + f": {summary(result[step])}"
+        print(f"{step:<{width}}{copy:<{folder_width}}{verdict}")
     return 0
 
 
 def readme_diffs(args):
+    paths = diffs.readme_diffs(write=not args.check)
     if args.check:
-        stale = diffs.stale_readmes()
-        for path in stale:
+        for path in paths:
             print(f"{checking.shown(path)}: the generated diff is stale", file=sys.stderr)
-        if stale:
+        if paths:
             print(f"run: {diffs.COMMAND}", file=sys.stderr)
-        return 1 if stale else 0
-    changed = diffs.write_readme_diffs()
-    for path in changed:
-        print(f"updated {checking.shown(path)}")
-    if not changed:
-        print("every step README's diff is up to date")
+        return 1 if paths else 0
+    print("\n".join(f"updated {checking.shown(path)}" for path in paths) or "every step README's diff is up to date")
     return 0
 
 
 def parser():
     workspace = argparse.ArgumentParser(add_help=False)
-    workspace.add_argument(
-        "--workspace", default=default_workspace(), metavar="DIR",
-        help="the folder of your step copies (default: workspace/ in the repository, or $TUTORIAL_WORKSPACE)",
-    )
-    main = argparse.ArgumentParser(
-        prog=command_name(), description="Workshop mode: type each step yourself, check it with the reference tests.",
-    )
+    workspace.add_argument("--workspace", default=default_workspace(), metavar="DIR",
+                           help="the folder of your step copies (default: workspace/ in the repository, or $TUTORIAL_WORKSPACE)")
+    main = argparse.ArgumentParser(prog=command_name(), description="Workshop mode: type each step yourself, check it with the reference tests.")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("start", parents=[workspace], help="copy the previous step into your workspace, and say what the step asks for")

@@ -8,67 +8,45 @@ from tutorial.steps import ROOT, StepError, previous_step, reference_steps
 SKIPPED_DIRS = {"__pycache__", "instance", ".ipynb_checkpoints"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".sqlite", ".sqlite3", ".db")
 START, END = "<!-- what-changed:start -->", "<!-- what-changed:end -->"
-SECTION = re.compile(r"^## What changed from step \d+", re.MULTILINE)
-# Each step README has a Chinese twin (README.zh-CN.md) holding the very same generated block, in the
-# section of the same place: "## 与第 NN 步相比的变化".
-README_SECTIONS = {
-    "README.md": SECTION,
-    "README.zh-CN.md": re.compile(r"^## 与第 \d+ 步相比的变化", re.MULTILINE),
-}
+# Each step README has a Chinese twin (README.zh-CN.md) holding the very same generated block, in the section of the
+# same place: its heading in each language.
+README_SECTIONS = {"README.md": r"^## What changed from step \d+", "README.zh-CN.md": r"^## 与第 \d+ 步相比的变化"}
 COMMAND = "uv run tutorial readme-diffs"
 
 
 def step_files(folder):
     """The files of a step folder that a diff shows: no README, caches, databases or hidden files."""
-    folder = Path(folder)
-    files = []
-    for path in folder.rglob("*"):
-        parts = path.relative_to(folder).parts
-        if not path.is_file() or any(p in SKIPPED_DIRS or p.startswith(".") for p in parts):
-            continue
-        if path.name.upper().startswith("README") or path.name.endswith(SKIPPED_SUFFIXES):
-            continue
-        files.append(path.relative_to(folder).as_posix())
-    return sorted(files)
+    return sorted(path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if path.is_file()
+                  and not any(p in SKIPPED_DIRS or p.startswith(".") for p in path.relative_to(folder).parts)
+                  and not path.name.upper().startswith("README") and not path.name.endswith(SKIPPED_SUFFIXES))
 
 
 def _lines(path):
-    if path is None:
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.is_file() else []
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n\\ No newline at end of file\n"
     return lines
 
 
-def step_diff(old, new, root=ROOT):
-    """A unified diff of two step folders (names relative to `root`), file by file, as one string."""
-    old_files, new_files = set(step_files(root / old)), set(step_files(root / new))
-    chunks = []
-    for name in sorted(old_files | new_files):
-        before = root / old / name if name in old_files else None
-        after = root / new / name if name in new_files else None
-        chunks.extend(difflib.unified_diff(
-            _lines(before), _lines(after),
-            f"{old}/{name}" if before else "/dev/null", f"{new}/{name}" if after else "/dev/null",
-        ))
-    return "".join(chunks)
+def step_diff(old, new):
+    """A unified diff of two step folders, file by file, as one string."""
+    names = sorted(set(step_files(ROOT / old)) | set(step_files(ROOT / new)))
+    return "".join(line for name in names for line in difflib.unified_diff(
+        _lines(ROOT / old / name), _lines(ROOT / new / name),
+        f"{old}/{name}" if (ROOT / old / name).is_file() else "/dev/null",
+        f"{new}/{name}" if (ROOT / new / name).is_file() else "/dev/null"))
 
 
 COLOURS = {"+": "\033[32m", "-": "\033[31m", "@": "\033[36m"}
-BOLD, RESET = "\033[1m", "\033[0m"
 
 
 def colour_diff(text):
-    out = []
-    for line in text.splitlines():
-        if line.startswith(("+++ ", "--- ")):
-            out.append(BOLD + line + RESET)
-        elif line[:1] in COLOURS:
-            out.append(COLOURS[line[:1]] + line + RESET)
-        else:
-            out.append(line)
-    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+    """A diff for a terminal: file names bold, added lines green, removed lines red, hunk headers cyan."""
+    def paint(line):
+        colour = "\033[1m" if line.startswith(("+++ ", "--- ")) else COLOURS.get(line[:1])
+        return f"{colour}{line}\033[0m" if colour else line
+
+    return "\n".join(map(paint, text.split("\n")))
 
 
 def readme_block(step):
@@ -88,7 +66,7 @@ def readme_block(step):
     )
 
 
-def _section_end(text, start):
+def section_end(text, start):
     """Where the markdown section that starts at `start` ends: the next '#' or '##' heading outside code."""
     lines = text[start:].splitlines(keepends=True)
     offset, fence = start + len(lines[0]), None
@@ -112,48 +90,27 @@ def readme_with_block(text, step, name="README.md"):
         before, rest = text.split(START, 1)
         after = rest.split(END, 1)[1]
         return before + block + after
-    pattern = README_SECTIONS[name]
-    section = pattern.search(text)
+    section = re.search(README_SECTIONS[name], text, re.MULTILINE)
     if section is None:
-        heading = pattern.pattern.lstrip("^").replace("\\d+", "NN")
+        heading = README_SECTIONS[name].lstrip("^").replace("\\d+", "NN")
         raise StepError(f"{step}/{name} has no '{heading}' section to put the diff in")
-    end = _section_end(text, section.start())
+    end = section_end(text, section.start())
     head, tail = text[:end].rstrip("\n"), text[end:]
     return head + "\n\n" + block + ("\n\n" + tail if tail else "\n")
 
 
-def readme_steps():
-    """The steps whose README gets a diff: every step that has a previous one."""
-    return [step for step in reference_steps() if previous_step(step)]
-
-
-def readme_files():
-    """(step, README file) for every step README that gets a diff, English and, where it exists, Chinese."""
-    return [
-        (step, ROOT / step / name)
-        for step in readme_steps()
-        for name in README_SECTIONS
-        if name == "README.md" or (ROOT / step / name).is_file()
-    ]
-
-
-def stale_readmes():
-    """The README files whose generated block is missing or out of date."""
+def readme_diffs(write=False):
+    """The step READMEs (English and, where it exists, Chinese) whose generated block is missing or out of date;
+    with `write`, those rewritten with it."""
     stale = []
-    for step, path in readme_files():
-        text = path.read_text(encoding="utf-8")
-        if readme_with_block(text, step, path.name) != text:
-            stale.append(path)
+    for step in reference_steps()[1:]:  # every step that has a previous one
+        for name in README_SECTIONS:
+            path = ROOT / step / name
+            if name == "README.md" or path.is_file():
+                text = path.read_text(encoding="utf-8")
+                new = readme_with_block(text, step, name)
+                if new != text:
+                    stale.append(path)
+                    if write:
+                        path.write_text(new, encoding="utf-8", newline="\n")  # LF, as checked out, also on Windows
     return stale
-
-
-def write_readme_diffs():
-    """Regenerate every step README's block, in both languages; return the files that changed."""
-    changed = []
-    for step, path in readme_files():
-        text = path.read_text(encoding="utf-8")
-        new = readme_with_block(text, step, path.name)
-        if new != text:
-            path.write_text(new, encoding="utf-8", newline="\n")  # LF, as checked out, also on Windows
-            changed.append(path)
-    return changed

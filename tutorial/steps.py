@@ -27,16 +27,12 @@ def reference_steps():
 
 def find_step(text):
     """'3', '03', 'step03' or 'step03_jwt' -> 'step03_jwt'; StepError for anything else."""
-    steps = reference_steps()
-    text = text.strip()
-    if text in steps:
-        return text
+    steps, text = reference_steps(), text.strip()
     match = re.fullmatch(r"(?:step)?(\d{1,2})", text)
-    for step in steps if match else ():
-        if int(step[4:6]) == int(match[1]):
+    for step in steps:
+        if step == text or match and int(step[4:6]) == int(match[1]):
             return step
-    numbers = ", ".join(s[4:6] for s in steps)
-    raise StepError(f"there is no step {text!r}: the steps are {numbers}")
+    raise StepError(f"there is no step {text!r}: the steps are {', '.join(s[4:6] for s in steps)}")
 
 
 def previous_step(step):
@@ -70,7 +66,12 @@ def import_step(name):
             sys.path.insert(0, str(where))
         module = sys.modules.get(name)
         if module is not None and Path(module.__file__).resolve().parent.parent != where:
-            for key in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
-                del sys.modules[key]
-            importlib.invalidate_caches()
+            forget(name)
     return importlib.import_module(name)
+
+
+def forget(name):
+    """Forget the imported package `name` and its modules: the next import reads them afresh."""
+    for key in [key for key in sys.modules if key == name or key.startswith(name + ".")]:
+        del sys.modules[key]
+    importlib.invalidate_caches()
