@@ -1,11 +1,6 @@
-"""The step READMEs cannot lie: every ```console block runs, and prints what the README shows.
-
-sybil parses each README into examples, one per console block; each is a case below, evaluated by sybil
-(tutorial/transcripts.py says how the `<!-- transcript: ... -->` comment before a block runs it). After changing a
-step's code, rewrite the outputs from a real run, then review them with git diff:
-
-    uv run python -m tutorial.transcripts --update
-"""
+"""The step READMEs cannot lie: every ```console block runs, and prints what the README shows (sybil parses the
+READMEs; tutorial/transcripts.py runs the blocks). After changing a step's code: uv run python -m tutorial.transcripts
+--update, then review the READMEs with git diff."""
 import re
 
 import pytest

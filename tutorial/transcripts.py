@@ -165,8 +165,6 @@ def commands_outside_console_blocks(readme):
             for index, line in enumerate(example.region.lexemes["source"].splitlines(), 1) if re.match(r"\s*(\$ )?curl\s", line)]
 
 
-# --- Normalising what changes from run to run -----------------------------------------------------------
-
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 LOG_TIME = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(,\d+)?\]")
@@ -190,8 +188,6 @@ def normalise(text):
     return lines
 
 
-# --- Running a block ------------------------------------------------------------------------------------
-
 
 def evaluate(example):
     """The sybil evaluator: the block's run (started earlier, or now) against the README; None if they agree."""
@@ -202,7 +198,7 @@ def outcome(block):
     """What differs between the README and the block's run, in words; empty when the block tells the truth."""
     try:
         block.run.result() if block.run else run_block(block)
-    except (TranscriptError, RuntimeError) as error:  # RuntimeError: a `flask run` that did not start
+    except (TranscriptError, RuntimeError) as error:  # RuntimeError: an init-db or `flask run` that failed
         return [f"{block.where}: {error}"]
     return problems(block)
 
@@ -211,7 +207,7 @@ def start(blocks, workers=4):
     """Run the blocks in the background, `workers` at a time: a block mostly waits (for a flask process, for
     curl, for `sleep 3`), so the waits overlap. Returns the pool (shutdown(cancel_futures=True) stops it)."""
     pool = ThreadPoolExecutor(workers, thread_name_prefix="transcript")
-    for block in blocks:
+    for block in sorted(blocks, key=lambda b: not (b.annotation or "").startswith("cli")):  # the longest first
         block.run = pool.submit(run_block, block)
     return pool
 
@@ -247,7 +243,7 @@ def seeded_database(step, db_file, env, config):
             if "init-db" in app.cli.commands:  # step01 has no database
                 done = app.test_cli_runner().invoke(args=["init-db"])
                 if done.exit_code:
-                    raise TranscriptError(f"init-db failed for {step}:\n{done.output}") from done.exception
+                    raise RuntimeError(f"init-db failed for {step}:\n{done.output}") from done.exception
                 with app.app_context():  # let go of the file before it is copied (Windows)
                     app.extensions["sqlalchemy"].engine.dispose()
             _SEEDED[key] = seed
@@ -319,8 +315,6 @@ def run_in_terminal(cmd, env, cwd, timeout=60):
             proc.kill()
             proc.wait()
 
-
-# --- Comparing, updating ----------------------------------------------------------------------------------
 
 
 def problems(block):
@@ -398,8 +392,7 @@ def main(argv=None):
     logging.disable(logging.WARNING)  # the in-process apps' start-up warnings, which no README block shows
     started = time.monotonic()
     checked, ran, found = check([ROOT / s / "README.md" for s in options.steps] or step_readmes(), options.update)
-    for problem in found:
-        print(f"\n{problem}", file=sys.stderr)
+    print("".join(f"\n{problem}\n" for problem in found), file=sys.stderr, end="")
     print(f"\n{checked} commands in {ran} blocks run in {time.monotonic() - started:.0f} s; {len(found)} differences"
           + (" (the READMEs now show what ran: review with git diff)" if options.update and found else ""))
     return 1 if found and not options.update else 0
