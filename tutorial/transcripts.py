@@ -191,7 +191,8 @@ def normalise(text):
 
 def evaluate(example):
     """The sybil evaluator: the block's run (started earlier, or now) against the README; None if they agree."""
-    return "\n\n".join(outcome(example.parsed)) or None
+    found = outcome(example.parsed)
+    return "\n\n".join(found + ["If the code is right: uv run python -m tutorial.transcripts --update"]) if found else None
 
 
 def outcome(block):
@@ -389,7 +390,7 @@ def main(argv=None):
     parser.add_argument("steps", nargs="*", help="step packages (default: every step with a README)")
     parser.add_argument("--update", action="store_true", help="rewrite the outputs that differ from a real run")
     options = parser.parse_args(argv)
-    logging.disable(logging.WARNING)  # the in-process apps' start-up warnings, which no README block shows
+    logging.disable(logging.CRITICAL)  # the in-process apps' logs (warnings, tracebacks of 500s): no block shows them
     started = time.monotonic()
     checked, ran, found = check([ROOT / s / "README.md" for s in options.steps] or step_readmes(), options.update)
     print("".join(f"\n{problem}\n" for problem in found), file=sys.stderr, end="")
