@@ -1,11 +1,7 @@
-"""Every Mermaid diagram in the READMEs renders: a broken one fails here, not on the code host's page.
-
-Each step README has at least one sequence diagram of what the step adds. All diagrams are rendered by the
-Mermaid that mermaid-cli installs (@mermaid-js/mermaid-cli, pinned in package.json: `npm ci`), loaded once into one
-page of one headless Chromium (tests/render_mermaid.mjs) — Debian's, found on PATH or named by $CHROMIUM; puppeteer
-downloads nothing (.puppeteerrc.cjs). Without Node.js, the npm packages or Chromium these tests are skipped, and fail
-under CI (`@pytest.mark.needs("mermaid")`).
-"""
+"""Every Mermaid diagram in a README renders (a broken one fails here, not on the code host's page), and each step
+README has a sequence diagram of what the step adds. They are rendered by the Mermaid that mermaid-cli installs
+(package.json, `npm ci`) in one page of Debian's headless Chromium (tests/render_mermaid.mjs): skipped without
+them, failed under CI (`needs("mermaid")`)."""
 import json
 import os
 import re
@@ -15,32 +11,22 @@ from pathlib import Path
 import pytest
 
 import needs
-
 from tutorial.steps import ROOT, reference_steps
 
-# One worker takes every diagram (--dist loadgroup), and its session fixture renders them all in one Chromium.
-pytestmark = pytest.mark.xdist_group("diagrams")
-
-SKIP_DIRS = {"node_modules", "workspace", "instance", ".venv", ".git"}
+pytestmark = pytest.mark.xdist_group("diagrams")  # one worker renders them all, in one Chromium (`rendered`)
+SKIPPED = {"node_modules", "workspace", "instance", ".venv", ".git"}
 MERMAID = re.compile(r"^```mermaid\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
-
-
-def readmes():
-    found = []
-    for folder, subfolders, files in os.walk(ROOT):
-        subfolders[:] = [name for name in subfolders if name not in SKIP_DIRS]  # not walked at all (node_modules is large)
-        found += [Path(folder) / name for name in files if name.startswith("README") and name.endswith(".md")]
-    return sorted(found)
 
 
 def diagrams():
     found = {}
-    for readme in readmes():
-        text = readme.read_text(encoding="utf-8")
-        for match in MERMAID.finditer(text):
-            line = text.count("\n", 0, match.start()) + 1
-            found[f"{readme.relative_to(ROOT).as_posix()}:{line}"] = match[1]
-    return found
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if name not in SKIPPED]  # not walked at all (node_modules is large)
+        for readme in (Path(folder) / name for name in files if name.startswith("README") and name.endswith(".md")):
+            text = readme.read_text(encoding="utf-8")
+            for match in MERMAID.finditer(text):
+                found[f"{readme.relative_to(ROOT).as_posix()}:{text.count(chr(10), 0, match.start()) + 1}"] = match[1]
+    return dict(sorted(found.items()))
 
 
 DIAGRAMS = diagrams()
@@ -48,17 +34,13 @@ DIAGRAMS = diagrams()
 
 @pytest.fixture(scope="session")
 def rendered():
-    """{where: error or None}: each distinct text rendered once (a translated README repeats its diagrams verbatim)."""
-    node, chromium = needs.found("mermaid")  # skipped where missing, failed under CI (tests/needs.py)
+    """{where: error or None}; each distinct text rendered once (a Chinese README repeats its diagrams verbatim)."""
+    node, chromium = needs.found("mermaid")
     texts = sorted(set(DIAGRAMS.values()))
-    listing = [{"id": index, "text": text} for index, text in enumerate(texts)]
-    done = subprocess.run(
-        [node, str(ROOT / "tests" / "render_mermaid.mjs"), chromium], input=json.dumps(listing), cwd=ROOT,
-        capture_output=True, text=True, encoding="utf-8", timeout=300,
-        env={**os.environ, "PUPPETEER_SKIP_DOWNLOAD": "1"},
-    )
+    done = subprocess.run([node, str(ROOT / "tests" / "render_mermaid.mjs"), chromium], input=json.dumps(texts),
+                          capture_output=True, text=True, encoding="utf-8", timeout=300, cwd=ROOT)
     assert done.returncode == 0, f"the renderer could not run:\n{done.stderr[-2000:]}"
-    errors = {texts[result["id"]]: result["error"] for result in json.loads(done.stdout)}
+    errors = dict(zip(texts, json.loads(done.stdout)))
     return {where: errors[text] for where, text in DIAGRAMS.items()}
 
 
