@@ -1,14 +1,8 @@
-"""Fixtures shared by every step's tests.
+"""Fixtures shared by every step's tests: Flask's app, client and runner, on the step and the database chosen here.
 
-The package under test is chosen in one place, the `step` fixture: a test checks the step its file is
-named after (tests/test_step02_db.py checks step02_db), or, when marked `@pytest.mark.since("step02_db")`,
-that step and every later one, because what a step teaches must keep working after it.
-
-The database is chosen by the `database` fixture: SQLite, or, for tests marked `@pytest.mark.databases`,
-every database the environment configures (see db_servers.py).
-
-What a test needs beyond Python and uv (Redis, Node.js, Chromium, ...) is declared with
-`@pytest.mark.needs(...)` (tests/needs.py): skipped with a reason on a learner's machine, failed under CI=true.
+`step`: the step a test file is named after, or, marked `@pytest.mark.since("step02_db")`, that step and every later
+one. `database`: SQLite, or, marked `@pytest.mark.databases`, every database configured (db_servers.py). What a test
+needs beyond Python and uv: `@pytest.mark.needs(...)` (tests/needs.py).
 """
 import functools
 import importlib
@@ -42,12 +36,11 @@ TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
 
 @pytest.fixture(scope="session", autouse=True)
 def clean_environment(tmp_path_factory):
-    """The learner's own settings (FLASK_CONFIG, JWT_SECRET_KEY, ...) must not change what tests see."""
+    """The learner's own settings (FLASK_CONFIG, ...) must not change what tests see; KEYS_DIR: one signing key for
+    the session's apps and servers (step09 on; earlier steps ignore it), as JWT_SECRET_KEY is one secret."""
     with pytest.MonkeyPatch.context() as mp:
         for name in CONFIG_VARIABLES:
             mp.delenv(name, raising=False)
-        # Steps that sign with a key pair (step09 on) read their private keys from KEYS_DIR, in every mode: one
-        # key for this session's apps and servers, as JWT_SECRET_KEY is one secret (earlier steps ignore it).
         mp.setenv("KEYS_DIR", str(signing_keys(tmp_path_factory.mktemp("keys"))))
         yield
 
@@ -65,9 +58,8 @@ def signing_keys(folder):
 
 @pytest.fixture
 def redis_blocklist():
-    """This test's own part of the Redis at TEST_REDIS_URL (declare @pytest.mark.needs("redis")): settings for the
-    app (REDIS_URL, a fresh BLOCKLIST_PREFIX and, for step08 on, LOGIN_LIMIT_PREFIX), the client, and keys() (this
-    test's blocklist keys). Every key with this test's tag is deleted at the end; no other key is touched."""
+    """This test's own keys in the Redis at TEST_REDIS_URL (mark the test needs("redis")): the app's config (its
+    prefixes), the client, keys() (its blocklist keys). Only keys with this test's tag are deleted at the end."""
     import redis
 
     url = os.environ["TEST_REDIS_URL"]
@@ -83,9 +75,10 @@ def redis_blocklist():
     client.close()
 
 
+SERVERS = [db_servers.backend(url) for url in db_servers.SERVER_URLS]
 # Without TEST_DATABASE_URLS, one "servers" case per test stands for the servers: skipped, or failed under CI=true.
-DATABASES = ["sqlite"] + ([db_servers.backend(url) for url in db_servers.SERVER_URLS]
-                          or [pytest.param("servers", marks=pytest.mark.needs("database servers"))])
+PLACEHOLDER = pytest.param("servers", marks=pytest.mark.needs("database servers"))
+DATABASES = ["sqlite"] + (SERVERS or [PLACEHOLDER])
 
 
 def pytest_addoption(parser):
@@ -94,12 +87,10 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Which steps a carried-forward check (since) runs on. Every step's copy of an in-process check (Flask's test
-    client: milliseconds) runs in CI; a check that starts a process or drives a real client (a server, gunicorn, a
-    subprocess, a browser page, newman, schemathesis, generated bad input: marked ends_only) runs on the step that
-    introduces it and on the last step it holds for, also in CI: the steps in between run the same copied code.
-    A learner's run (no CI=true) treats every carried-forward check so, and runs a check of the repository itself
-    (finished_step_for_learners) on the finished step only. --all-steps, -k and -m run every copy."""
+    """Which steps a carried-forward (since) check runs on. CI: every step for an in-process check; its first and
+    last step for an ends_only one (a process or a real client: the steps in between run the same copied code).
+    A learner: first and last step for every one, and the finished step for finished_step_for_learners.
+    --all-steps, -k and -m run every copy."""
     # Tests of several seconds first: xdist hands them out in this order, so no worker is left with a long one at the end.
     items.sort(key=lambda item: item.get_closest_marker("schedule_first") is None)
     if config.getoption("all_steps") or config.getoption("keyword") or config.getoption("markexpr") \
@@ -108,11 +99,10 @@ def pytest_collection_modifyitems(config, items):
     learner = not config.pluginmanager.get_plugin("needs").strict(config)
     keep, drop = [], []
     for item in items:
-        since = item.get_closest_marker("since")
+        since, ends = item.get_closest_marker("since"), None  # ends: the only steps it runs on
         step = getattr(item, "callspec", None) and item.callspec.params.get("step")
-        ends = since and (since.args[0], min(since.kwargs.get("until", STEPS[-1]), STEPS[-1]))
-        if not (learner or item.get_closest_marker("ends_only")):
-            ends = None
+        if since and (learner or item.get_closest_marker("ends_only")):
+            ends = (since.args[0], min(since.kwargs.get("until", STEPS[-1]), STEPS[-1]))
         if learner and item.get_closest_marker("finished_step_for_learners"):
             ends = (STEPS[-1],)
         (drop if ends and step and step not in ends else keep).append(item)
@@ -140,36 +130,28 @@ def pytest_report_header(config):
 
 def pytest_generate_tests(metafunc):
     since = metafunc.definition.get_closest_marker("since")
-    steps = []
-    if since:
-        first, until = since.args[0], since.kwargs.get("until", STEPS[-1])
-        steps = [s for s in STEPS if first <= s <= until]
-    checked = metafunc.config.getoption("tutorial_step", None)  # tutorial check: the cases of other steps would be deselected
     marker = metafunc.definition.get_closest_marker("databases")
-    names = (DATABASES[1:] if marker.kwargs.get("servers_only") else DATABASES) if marker else None
-    if marker and steps and marker.kwargs.get("later_steps_on_one"):
-        # The first step runs on every database; each later step on one, taken in turn from those configured,
-        # so that every server still sees later steps without repeating the whole test on each of them.
-        # (servers_only: taken in turn from the servers; without any, the one "servers" case stands for them.)
-        servers = [db_servers.backend(url) for url in db_servers.SERVER_URLS]
-        real = servers if marker.kwargs.get("servers_only") else ["sqlite", *servers]
-        turn = [names[0]] if not real else real[1:] + real[:1]  # the first step's first database comes last
-        cases = [pytest.param(steps[0], *n.values, marks=n.marks) if hasattr(n, "marks") else (steps[0], n) for n in names]
-        cases += [pytest.param(s, *n.values, marks=n.marks) if hasattr(n, "marks") else (s, n)
-                  for s, n in ((s, turn[i % len(turn)]) for i, s in enumerate(steps[1:]))]
-        if checked:
-            cases = [case for case in cases if getattr(case, "values", case)[0] in checked]
-        metafunc.parametrize(("step", "database"), cases, indirect=["database"])
+    steps = [s for s in STEPS if since.args[0] <= s <= since.kwargs.get("until", STEPS[-1])] if since else []
+    checked = metafunc.config.getoption("tutorial_step", None)  # tutorial check: other steps' cases would be deselected
+    if not marker:
+        if steps:
+            metafunc.parametrize("step", [s for s in steps if not checked or s in checked])
         return
-    if steps:
-        metafunc.parametrize("step", [s for s in steps if s in checked] if checked else steps)
-    if marker:
-        metafunc.parametrize("database", names, indirect=True)
+    names = DATABASES[1:] if marker.kwargs.get("servers_only") else DATABASES
+    if not steps:
+        return metafunc.parametrize("database", names, indirect=True)
+    pairs = [(s, n) for s in steps for n in names]
+    if marker.kwargs.get("later_steps_on_one"):
+        # The first step on every database; each later step on one, taken in turn (the first step's first comes last),
+        # so that every server still sees later steps without the whole test on each (the placeholder only if alone).
+        turn = [n for n in names if n is not PLACEHOLDER] or names
+        pairs = [(steps[0], n) for n in names] + [(s, turn[(i + 1) % len(turn)]) for i, s in enumerate(steps[1:])]
+    metafunc.parametrize(("step", "database"), [pytest.param(s, *getattr(n, "values", [n]), marks=getattr(n, "marks", ()))
+                                                for s, n in pairs if not checked or s in checked], indirect=["database"])
 
 
 @pytest.fixture
-def step(request):
-    """The step package a test checks, by name; `since` parametrizes it over several steps."""
+def step(request):  # the step a test checks, by name; `since` parametrizes it
     return request.module.__name__.rpartition(".")[2].removeprefix("test_")
 
 
@@ -185,8 +167,7 @@ def real_hashes(request):
 
 @pytest.fixture
 def step_package(step, request, monkeypatch):
-    """The step's package, imported from the repository root, or from $TUTORIAL_STEPS_DIR (tutorial check); its
-    password hashes cheap (FAST_HASH) unless the test is marked real_password_hashes."""
+    """The step's package (from $TUTORIAL_STEPS_DIR under tutorial check), its password hashes cheap (FAST_HASH)."""
     package = import_step(step)
     if not real_hashes(request) and importlib.util.find_spec(package.__name__ + ".models"):  # step01: no users
         models = importlib.import_module(package.__name__ + ".models")
@@ -198,31 +179,27 @@ def step_package(step, request, monkeypatch):
 
 
 @pytest.fixture
-def models(step_package):
-    """The step's models module (db, User), from step02 on."""
+def models(step_package):  # db, User: step02 on
     return importlib.import_module(step_package.__name__ + ".models")
 
 
-def private_key(app_or_folder, kid):
-    """The private key `kid` from a keys folder (step09 on: KEYS_DIR, one PEM file per kid, as rotate-keys writes them)."""
+def private_key(folder, kid):
+    """Step09 on: the private key `kid` in a KEYS_DIR (one PEM file per kid, as rotate-keys writes them)."""
     from cryptography.hazmat.primitives import serialization
 
-    folder = app_or_folder.config["KEYS_DIR"] if hasattr(app_or_folder, "config") else app_or_folder
     return serialization.load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
 
 
 def signing_key(app):
-    """(key, algorithm, headers) with which the app signs its tokens: JWT_SECRET_KEY and HS256; from step09 on (a kid
-    in its tokens' header), the private key of that kid, EdDSA. Tests forge tokens with it, or with another_key."""
+    """(key, algorithm, headers) the app signs with: JWT_SECRET_KEY and HS256, or (step09 on) its kid's key, EdDSA."""
     with app.app_context():
         kid = jwt.get_unverified_header(create_access_token(identity=ADMIN["username"])).get("kid")
     if kid is None:
         return app.config["JWT_SECRET_KEY"], "HS256", {}
-    return private_key(app, kid), app.config["JWT_ALGORITHM"], {"kid": kid}
+    return private_key(app.config["KEYS_DIR"], kid), app.config["JWT_ALGORITHM"], {"kid": kid}
 
 
-def another_key(app):
-    """A key of the app's own kind that the app does not have."""
+def another_key(app):  # a key of the app's own kind that the app does not have
     if app.config["JWT_ALGORITHM"] == "EdDSA":
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -240,8 +217,7 @@ def sign_as(app, claims, key=OWN_KEY, algorithm=None):
 
 
 def resign(token, claims, secret):
-    """`token` with these claims instead, signed again as the server that made it signs: HS256 with `secret`, or,
-    from step09 on (a kid in its header), EdDSA with that key's file in KEYS_DIR (the session's, which servers share)."""
+    """`token`'s claims replaced, signed as the server that made it: HS256 with `secret`, or its kid's key (step09 on)."""
     kid = jwt.get_unverified_header(token).get("kid")
     if kid is None:
         return jwt.encode(claims, secret, algorithm="HS256")
@@ -253,8 +229,7 @@ ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{
 
 
 @pytest.fixture
-def closed_port():
-    """A port that refuses connections: bound and never listening, and held, so no other process takes it."""
+def closed_port():  # refuses connections: bound, never listening, held so no other process takes it
     with socket.socket() as reserved:
         reserved.bind(("127.0.0.1", 0))
         yield reserved.getsockname()[1]
@@ -262,8 +237,8 @@ def closed_port():
 
 @pytest.fixture
 def get_with_error():
-    """get_with_error(app, path, headers) -> (status, JSON body, the exception the app reported for it or None). A 500
-    proves nothing by itself: it must come from the token, not from, say, get_jwt_identity() in an unprotected view."""
+    """(app, path, headers) -> (status, JSON body, the exception the app reported or None): a 500 proves nothing by
+    itself, it must come from the token, not from, say, get_jwt_identity() in an unprotected view."""
     from flask import got_request_exception
 
     def get(app, path, headers):
@@ -280,14 +255,11 @@ def get_with_error():
 LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')  # never in an answer
 
 
-def run(examples):
-    """Hypothesis' settings for a generated test of `examples` requests."""
+def run(examples):  # hypothesis' settings for a generated test of `examples` requests
     from hypothesis import HealthCheck, settings
 
-    return settings(
-        max_examples=examples, deadline=None, database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
+    return settings(max_examples=examples, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @functools.cache
@@ -307,15 +279,12 @@ def bad_input():
     USERNAMES = st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | NASTY | TEXT | JSON_VALUES
     PASSWORDS = st.sampled_from([ADMIN["password"], "654321"]) | NASTY | TEXT | JSON_VALUES
 
-    LOGIN_OBJECTS = st.builds(
-        lambda fields, extra: {**extra, **fields},
-        st.fixed_dictionaries({}, optional={"username": USERNAMES, "password": PASSWORDS}),
-        st.dictionaries(TEXT, JSON_VALUES, max_size=3),
-    )
+    LOGIN_OBJECTS = st.builds(lambda fields, extra: {**extra, **fields},
+                              st.fixed_dictionaries({}, optional={"username": USERNAMES, "password": PASSWORDS}),
+                              st.dictionaries(TEXT, JSON_VALUES, max_size=3))
 
     def encode_json(value, ascii_only):
         return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
-
 
     BODIES = st.one_of(
         st.builds(encode_json, JSON_VALUES | LOGIN_OBJECTS, st.booleans()),
@@ -346,19 +315,15 @@ def bad_input():
                            encode_json=encode_json, authorization_values=authorization_values)
 
 
-def forged_tokens(app):
-    """Every kind of token the issue lists, made once per app (a strategy picks among them)."""
+def forged_tokens(app):  # every kind of token an attacker can send; the first is valid, the last's user is deleted later
     key, algorithm, _ = signing_key(app)  # JWT_SECRET_KEY and HS256; from step09 on, a private key and EdDSA
     with app.app_context():
         valid = create_access_token(identity=ADMIN["username"])
         claims = jwt.decode(valid, options={"verify_signature": False})
-        tokens = [
-            valid,
-            create_refresh_token(identity=ADMIN["username"]),
-            create_access_token(identity=ADMIN["username"], expires_delta=timedelta(seconds=-1)),
-            create_access_token(identity="inactive@gmail.com"),
-            create_access_token(identity="nobody@gmail.com"),
-        ]
+        tokens = [valid, create_refresh_token(identity=ADMIN["username"]),
+                  create_access_token(identity=ADMIN["username"], expires_delta=timedelta(seconds=-1)),
+                  create_access_token(identity="inactive@gmail.com"), create_access_token(identity="nobody@gmail.com")]
+        ghost = create_access_token(identity="ghost@gmail.com")  # its user is deleted once this token exists
     now = int(datetime.now(timezone.utc).timestamp())
     sign = lambda payload, k=key, alg=algorithm: sign_as(app, payload, k, alg)  # noqa: E731
     tokens += [
@@ -377,10 +342,8 @@ def forged_tokens(app):
         "!!!." + valid.split(".", 1)[1],  # header not base64
         "eyJub3QiOiAianNvbiJ9Cg." + valid.split(".", 1)[1],  # header base64 but not a JWT header
         "bm90IGpzb24." + valid.split(".", 1)[1],  # header not JSON
-        "undefined", "null", "", "a.b.c", "...",
+        "undefined", "null", "", "a.b.c", "...", ghost,
     ]
-    with app.app_context():  # the last one: its user is deleted below, after the token was made
-        tokens.append(create_access_token(identity="ghost@gmail.com"))
     return tokens
 
 
@@ -390,11 +353,11 @@ def config_for(database_uri, **overrides):
 
 @pytest.fixture(scope="session")
 def seeded_db_file(tmp_path_factory):
-    """Per step, one database made by the step's own `init-db`. Tests work on copies of it, because
-    hashing the article's password is slow on purpose and should happen once, not in every test."""
+    """get(package, real_hashes=False): per step, one database made by its own init-db, which tests copy (its
+    article's user hashed as step_package makes it: FAST_HASH, or the step's own method)."""
     made = {}
 
-    def get(package, real_hashes=False):  # the hash init-db stores: FAST_HASH, as step_package makes it, or the real one
+    def get(package, real_hashes=False):
         key = (package.__name__, real_hashes)
         if key not in made:
             db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
@@ -409,8 +372,7 @@ def seeded_db_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server_databases():
-    """One throwaway database per configured server for this session, dropped at the end."""
+def server_databases():  # one throwaway database per configured server, dropped at the end
     made = {}
     try:
         for url in db_servers.SERVER_URLS:
@@ -422,14 +384,12 @@ def server_databases():
 
 
 @pytest.fixture
-def database(request):
-    """The database a test runs on: sqlite, unless @pytest.mark.databases parametrizes it."""
+def database(request):  # sqlite, unless @pytest.mark.databases parametrizes it
     return getattr(request, "param", "sqlite")
 
 
 @pytest.fixture
-def database_uri(request, database, step_package, seeded_db_file, tmp_path):
-    """This test's own database, holding what the step's init-db made (the article's user)."""
+def database_uri(request, database, step_package, seeded_db_file, tmp_path):  # this test's own copy of what init-db made
     seed = seeded_db_file(step_package, real_hashes(request))
     if database == "sqlite":
         copy = tmp_path / "app.sqlite"
@@ -443,8 +403,7 @@ def database_uri(request, database, step_package, seeded_db_file, tmp_path):
 
 
 @pytest.fixture
-def make_app(step_package, database_uri):
-    """Build the step's app on this test's database; keyword arguments override its config."""
+def make_app(step_package, database_uri):  # make_app(**config): the step's app on this test's database
     apps = []
 
     def make(**overrides):
@@ -474,20 +433,17 @@ def runner(app):
 
 
 @pytest.fixture
-def auth(app):
-    """Headers that let a request through /users: a Bearer token once the step uses JWT (step03 on)."""
+def auth(app):  # headers that let a request through /users: a Bearer token from step03 on
     if "flask-jwt-extended" not in app.extensions:
         return {}
-    from flask_jwt_extended import create_access_token
-
     with app.app_context():
         return {"Authorization": "Bearer " + create_access_token(identity=ADMIN["username"])}
 
 
 @pytest.fixture
 def serve(step, step_package, database_uri):
-    """serve(config=None, env=None) -> the step's app as `flask run` builds it (tutorial.live.build_app) on this test's
-    database, served over real HTTP from a thread of this process (AppServer): its password hashes cheap, as here."""
+    """serve(config=None, env=None): the step's app as `flask run` builds it (build_app) on this test's database, over
+    real HTTP from a thread of this process (AppServer), its password hashes cheap as here."""
     servers = []
 
     def start(config=None, env=None):

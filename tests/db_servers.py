@@ -1,10 +1,6 @@
-"""Throwaway databases on real servers (MariaDB/MySQL, PostgreSQL) for the test suite.
-
-TEST_DATABASE_URLS lists the servers to test against, separated by spaces, for example
-    mysql+pymysql://root@127.0.0.1:3306/ postgresql+psycopg://postgres@127.0.0.1:5432/postgres
-SQLite is always tested. Each test session makes one database of its own on every listed server and drops
-it at the end, so that two runs never see each other's rows. A listed server that cannot be reached makes
-the tests that need it fail: it is never skipped.
+"""Throwaway databases on the real servers TEST_DATABASE_URLS lists, separated by spaces (MariaDB/MySQL, PostgreSQL):
+one per session and server, dropped at the end, so that two runs never see each other's rows. A listed server that
+cannot be reached fails the tests that need it: it is never skipped.
 """
 import os
 import uuid
@@ -21,13 +17,8 @@ LOCK_TIMEOUT = {
 }
 
 
-def backend(url):
-    """`mysql` (MariaDB too), `postgresql` or `sqlite`: the name tests are parametrized with."""
+def backend(url):  # mysql (MariaDB too), postgresql or sqlite: the name tests are parametrized with
     return make_url(url).get_backend_name()
-
-
-def render(url):
-    return url.render_as_string(hide_password=False)
 
 
 def server_version(server_url):
@@ -51,7 +42,7 @@ def create_database(server_url):
         else:
             conn.execute(text(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"))
     engine.dispose()
-    return render(url.set(database=name))
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(server_url, database_url):

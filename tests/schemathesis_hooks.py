@@ -1,11 +1,7 @@
-"""Schemathesis hooks (SCHEMATHESIS_HOOKS=schemathesis_hooks): real tokens, from a real login, for every case.
-
-Each operation gets the token its document asks for (accessToken or refreshToken). POST /logout revokes the token
-it is sent, so it always gets one of its own, fresh from POST /login: the shared tokens stay valid for the rest of
-the run. PUT /users/me/password (step08) ends every token of its user, so it is sent for a user of its own, made
-for the case by POST /users with the article's password: the admin's tokens and password stay as they are.
-TUTORIAL_API_URL is the server's address; the article's user is admin@gmail.com / 123456. The tokens are cached per
-TUTORIAL_API_URL and TUTORIAL_API_RUN (optional): runs in one process (tests/test_schemathesis.py) never share them.
+"""Schemathesis hooks (SCHEMATHESIS_HOOKS=schemathesis_hooks): real tokens from a real login (TUTORIAL_API_URL) for
+every case, the one its operation's document asks for (accessToken or refreshToken). POST /logout gets a fresh one of
+its own (it revokes it), PUT /users/me/password (step08) a new user's (it ends every token of its user): the shared
+tokens stay valid. Tokens are cached per TUTORIAL_API_URL and TUTORIAL_API_RUN: runs in one process never share them.
 """
 import json
 import os
@@ -19,8 +15,7 @@ ADMIN = {"username": "admin@gmail.com", "password": "123456"}
 
 
 def login_tokens(credentials=ADMIN):
-    """{"access": ..., "refresh": ...} from POST /login: the body's token and refresh_token when it has them,
-    else the access_token_cookie and refresh_token_cookie it sets (step07 on)."""
+    """{"access", "refresh"} from POST /login: the body's token and refresh_token, else (step07 on) its cookies."""
     request = urllib.request.Request(os.environ["TUTORIAL_API_URL"] + "/login", data=json.dumps(credentials).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -33,8 +28,7 @@ def login_tokens(credentials=ADMIN):
             "refresh": body.get("refresh_token") or cookie("refresh_token_cookie")}
 
 
-def own_user_tokens(admin_access):
-    """A new user with the article's password (POST /users, as the admin), logged in: its tokens."""
+def own_user_tokens(admin_access):  # a new user with the article's password (POST /users as the admin), logged in
     user = {"username": f"pw-{uuid.uuid4().hex[:12]}@example.com", "password": ADMIN["password"]}
     request = urllib.request.Request(os.environ["TUTORIAL_API_URL"] + "/users", data=json.dumps(user).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {admin_access}"})

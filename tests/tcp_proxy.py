@@ -1,23 +1,26 @@
-"""A TCP forwarder on 127.0.0.1 whose connections a test can really cut, and then let through again.
+"""A TCP forwarder on 127.0.0.1 whose connections a test can really cut, then let through again.
 
-The app connects to the database through it. cut() closes every open connection and stops listening, so
-new connections are refused — what the app sees when the database server goes away; restore() listens
-again on the same port, as a restarted server would.
+The app reaches its database (or Redis) through it. cut() closes every open connection and stops listening, so new
+ones are refused, as when the server goes away; restore() listens again on the same port, as a restarted server would.
 """
+import contextlib
 import socket
 import threading
 
 
+def _shut(sock):
+    with contextlib.suppress(OSError):  # already closed by the other side
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class TcpProxy:
     def __init__(self, host, port):
-        self.target = (host, port)
-        self.connections = []
-        self.lock = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0))  # SO_REUSEADDR: the port can be reused
-        self.port = self.listener.getsockname()[1]
-        self._serve()
+        self.target, self.connections, self.lock, self.port = (host, port), [], threading.Lock(), 0
+        self.restore()
 
-    def _serve(self):
+    def restore(self):
+        self.listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR: the same port again
+        self.port = self.listener.getsockname()[1]
         self.listener.settimeout(0.1)
         self.acceptor = threading.Thread(target=self._accept, args=(self.listener,), daemon=True)
         self.acceptor.start()
@@ -38,36 +41,20 @@ class TcpProxy:
 
     @staticmethod
     def _pump(source, sink):
-        try:
+        with contextlib.suppress(OSError):
             while data := source.recv(65536):
                 sink.sendall(data)
-        except OSError:
-            pass
-        for s in (source, sink):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut(source)
+        _shut(sink)
 
     def cut(self):
-        try:
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the acceptor's accept() at once (Linux), not at its timeout
-        except OSError:  # elsewhere a listening socket cannot be shut down: the timeout wakes it
-            pass
+        _shut(self.listener)  # wakes the acceptor's accept() at once on Linux; elsewhere its timeout does
         self.listener.close()
         self.acceptor.join()  # until it has let go of the port, which restore() binds again
         with self.lock:
             for s in self.connections:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                _shut(s)
                 s.close()
             self.connections = []
 
-    def restore(self):
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self._serve()
-
-    def close(self):
-        self.cut()
+    close = cut

@@ -1,17 +1,12 @@
 """Generated bad input: from step04 on, no request a client can send gets a 5xx, a traceback or SQL text.
 
-Hypothesis generates the requests and sends them through Flask's test client to the app in production mode (no
-debug, no testing), where an unhandled error would be a 500. The strategies live in tests/conftest.py (the step06
-tests aim them at /refresh and /logout). On a step between the first and the last, only CI runs them (ends_only).
-
-tests/test_schemathesis.py generates requests too, from each step's OpenAPI document, and checks them against it.
-What is kept here is what schemathesis does not send, because the document does not describe it:
-- paths and methods the document does not list (any percent-encoded path; TRACE, FOO ...), with any body;
-- bodies that are not what the document says at the byte level: not UTF-8, BOMs, lone surrogates ("\\ud800"),
-  NUL characters, JSON nested thousands deep, a body over the size limit, odd Content-Type spellings;
-- Authorization headers with tokens an attacker forges: signed with another key, alg "none", HS384/HS512, claims
-  of the wrong type, a deleted user's, a refresh token; schemathesis only leaves the token out or garbles it;
-- the leak check: no traceback, SQL or driver name in any answer.
+Hypothesis sends the requests through Flask's test client to the app in production mode, where an unhandled error
+would be a 500; the strategies are in tests/conftest.py (test_step06_revoke aims them at /refresh and /logout). Kept
+here is what schemathesis (tests/test_schemathesis.py) does not send, as the OpenAPI document does not describe it:
+paths and methods it does not list; bodies that are wrong at the byte level (not UTF-8, BOMs, lone surrogates, NULs,
+JSON nested thousands deep, over the size limit, odd Content-Types); tokens an attacker forges (another key, alg
+"none", HS384/HS512, claims of the wrong type, a deleted user's, a refresh token); and no traceback, SQL or driver name
+in any answer.
 """
 import urllib.parse
 
@@ -23,8 +18,6 @@ from werkzeug.security import generate_password_hash
 from conftest import FAST_HASH, LEAKS, bad_input, forged_tokens, run
 
 B = bad_input()  # the strategies: tests/conftest.py
-BODIES, CONTENT_TYPES, LOGIN_OBJECTS, NASTY, TEXT = B.BODIES, B.CONTENT_TYPES, B.LOGIN_OBJECTS, B.NASTY, B.TEXT
-authorization_values, encode_json = B.authorization_values, B.encode_json
 
 pytestmark = [pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),  # short keys on purpose
               pytest.mark.ends_only]  # seconds a step
@@ -64,19 +57,16 @@ def send(app):
     return send
 
 
-# --- what a client can put in a request, beyond conftest.py's -----------------------------------------
-
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO"])
 # A path may not start with "//": the test client would read what follows as a host name.
 PATHS = st.sampled_from(["/hello", "/login", "/users", "/", "/nope", "/users/1", "/login/", "/login//", "/hello/",
                         "/fresh-login", "/users/2", "/users/me/password", "/users/99999999999999999999"]) | st.builds(  # step08's
-    lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass"), safe=""), TEXT)
-QUERIES = st.just("") | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), TEXT | NASTY)
+    lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass"), safe=""), B.TEXT)
+QUERIES = st.just("") | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), B.TEXT | B.NASTY)
 
 
 @pytest.fixture
-def tokens(app, models):
-    """The forged tokens; the first is the admin's valid one. ghost@gmail.com is deleted once its token exists."""
+def tokens(app, models):  # the forged tokens, the first valid; ghost@gmail.com deleted once its token exists
     made = forged_tokens(app)
     with app.app_context():
         models.db.session.execute(models.db.delete(models.User).filter_by(username="ghost@gmail.com"))
@@ -84,14 +74,11 @@ def tokens(app, models):
     return made
 
 
-# --- the generated tests ----------------------------------------------------------------------------
-
-
 @pytest.mark.since("step04_errors")
 def test_any_request_to_any_path(send, tokens):
 
     @run(400)
-    @given(METHODS, PATHS, QUERIES, BODIES, CONTENT_TYPES, st.none() | authorization_values(tokens))
+    @given(METHODS, PATHS, QUERIES, B.BODIES, B.CONTENT_TYPES, st.none() | B.authorization_values(tokens))
     def check(method, path, query, body, content_type, authorization):
         headers = {"Authorization": authorization} if authorization is not None else {}
         send(method, path + query, headers=headers, data=body if method not in ("GET", "HEAD") else None,
@@ -104,7 +91,7 @@ def test_any_request_to_any_path(send, tokens):
 def test_login_bodies(send):
 
     @run(300)
-    @given(BODIES | st.builds(encode_json, LOGIN_OBJECTS, st.booleans()), CONTENT_TYPES)
+    @given(B.BODIES | st.builds(B.encode_json, B.LOGIN_OBJECTS, st.booleans()), B.CONTENT_TYPES)
     def check(body, content_type):
         send("POST", "/login", data=body, content_type=content_type or "application/json")
 
@@ -115,7 +102,7 @@ def test_login_bodies(send):
 def test_authorization_headers(send, tokens):
 
     @run(300)
-    @given(authorization_values(tokens))
+    @given(B.authorization_values(tokens))
     def check(authorization):
         response = send("GET", "/users", headers={"Authorization": authorization})
         if response.status_code == 200:  # only the admin's own valid token gets through

@@ -1,20 +1,15 @@
-"""The article's Postman walk-through (postman/), run by newman against the steps as real servers.
+"""The article's Postman walk-through (postman/), run by newman (pinned in package.json; `npm ci`) against the steps.
 
-newman is the npm package pinned in package.json / package-lock.json: `npm ci` at the repository root
-installs it into node_modules/ (.ci/run does). Without Node.js and newman the runs are skipped (failed under
-CI=true: tests/needs.py). The collection runs against the finished step (the highest
-stepNN) and step 04 with errorStyle=envelope, and against step 03 in debug mode with errorStyle=library;
-every assertion must pass. Each app is built as `flask run` builds it, on a copy of the step's seeded database, and
-served over real HTTP from the test process (tests/conftest.py `serve`, the article's password hashed fast); one node
-process runs every collection run, through newman's own Node API with the CLI's options and reporters (tests/run_newman.mjs).
+The collection runs against steps 04, 06 and the finished one (errorStyle=envelope) and step 03 in debug mode
+(errorStyle=library); every assertion must pass. Each app is built as `flask run` builds it, on a copy of the step's
+seeded database, served from the test process (tests/conftest.py `serve`); one node process runs every collection run
+(tests/run_newman.mjs). Without Node.js and newman: skipped, failed under CI=true (tests/needs.py).
 """
 import json
-import queue
 import re
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,29 +41,19 @@ def newman():
     proc = subprocess.Popen([shutil.which("node"), str(ROOT / "tests" / "run_newman.mjs"), str(COLLECTION), str(ENVIRONMENT)],
                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             encoding="utf-8", errors="replace")
-    lines = queue.Queue()  # read by a thread, so that a run that hangs fails after its time instead of blocking
-
-    def read():
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)  # node ended
-
-    threading.Thread(target=read, daemon=True).start()
 
     def run(server, error_style, report):
         proc.stdin.write(json.dumps({"baseUrl": server.url, "errorStyle": error_style, "report": str(report)}) + "\n")
         proc.stdin.flush()
-        output, deadline = [], time.monotonic() + 120
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                proc.kill()  # its late output must not pass for a later run's
-                raise AssertionError("newman did not finish in 120 s:\n" + "".join(output)) from None
-            if line is None or (done := RUN_DONE.match(line)):
+        hung = threading.Timer(120, proc.kill)  # a run that hangs ends node: the reading below stops, the test fails
+        hung.start()
+        output, done = [], None
+        for line in iter(proc.stdout.readline, ""):
+            if done := RUN_DONE.match(line):
                 break
             output.append(line)
-        assert line is not None and report.exists(), f"newman wrote no report:\n{''.join(output)}"
+        hung.cancel()
+        assert done and report.exists(), "newman ended (killed after 120 s?) or wrote no report:\n" + "".join(output)
         return SimpleNamespace(returncode=int(done[1]), stdout="".join(output)), json.loads(report.read_text(encoding="utf-8"))["run"]
 
     yield run
@@ -76,14 +61,17 @@ def newman():
     proc.wait(timeout=30)
 
 
+def assert_passed(done, run):
+    failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
+    assert done.returncode == 0 and not failures, "\n".join(failures) + "\n" + done.stdout[-3000:]
+
+
 @pytest.mark.needs("newman")
 @pytest.mark.parametrize("step, config, error_style", RUNS, ids=[run[0] for run in RUNS])
 def test_the_postman_collection_passes(step, config, error_style, newman, serve, tmp_path):
     done, run = newman(serve(config=config), error_style, tmp_path / "newman.json")
-
     requests, assertions = run["stats"]["requests"], run["stats"]["assertions"]
-    failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
-    assert done.returncode == 0 and not failures, "\n".join(failures) + "\n" + done.stdout[-3000:]
+    assert_passed(done, run)
     items = json.loads(COLLECTION.read_text(encoding="utf-8"))["item"]
     assert requests["total"] == len(items) and requests["failed"] == 0
     assert all(execution.get("assertions") for execution in run["executions"])  # every request tested something
@@ -96,8 +84,7 @@ def test_the_postman_collection_passes(step, config, error_style, newman, serve,
 def test_the_collection_sees_the_articles_token_expired(newman, serve, tmp_path):
     """Request 6 against a step built as the README starts it, with 2-second tokens: the article's answer."""
     done, run = newman(serve(env={"JWT_ACCESS_TOKEN_EXPIRES": "2"}), "envelope", tmp_path / "newman.json")
-    failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
-    assert done.returncode == 0 and not failures, "\n".join(failures) + "\n" + done.stdout[-3000:]
+    assert_passed(done, run)
     expired = next(e for e in run["executions"] if e["item"]["name"] == "6. Users with an expired token")
     assert expired["response"]["code"] == 401
     assert "refused: token expired, the article's answer" in {a["assertion"] for a in expired["assertions"]}

@@ -1,11 +1,9 @@
-"""Schemathesis against each step from 04 on: requests generated from the step's OpenAPI document, sent over real HTTP
-to the step (built as `flask run` builds it, served from the test process: tests/conftest.py `serve`), every answer
-checked against the document with all of schemathesis' checks. The run is schemathesis's own command line (`st run`, the options below), invoked in the test process.
+"""Schemathesis's own command line (`st run`, in this process) against each step from 04 on, served over real HTTP
+(tests/conftest.py `serve`): requests generated from the step's OpenAPI document, every answer checked against it.
 
-Bounded for CI: SCHEMATHESIS_EXAMPLES (default 20) cases at most per operation and phase, a fixed seed
-(SCHEMATHESIS_SEED, default 15) so that a run can be repeated. More: `SCHEMATHESIS_EXAMPLES=500 uv run pytest
-tests/test_schemathesis.py`. Tokens come from a real login (tests/schemathesis_hooks.py). Steps 02 and 03 are left
-out: their failures (the 500s of the article) are the lesson, and tests/test_openapi.py documents them.
+Bounded for CI: SCHEMATHESIS_EXAMPLES (default 20) cases per operation and phase, a fixed seed (SCHEMATHESIS_SEED,
+default 15); more: `SCHEMATHESIS_EXAMPLES=500 uv run pytest tests/test_schemathesis.py`. Tokens come from a real login
+(tests/schemathesis_hooks.py). Steps 02 and 03 are left out: their 500s are the article's lesson (tests/test_openapi.py).
 """
 import os
 import re
@@ -22,9 +20,7 @@ SEED = os.environ.get("SCHEMATHESIS_SEED", "15")
 
 
 @pytest.fixture
-def server(serve):
-    """The step as `flask run` builds it, on a copy of its seeded database, served from this process (conftest.serve):
-    its password hashes cheap, as in every in-process test (the run logs in often, with made-up users too)."""
+def server(serve):  # its password hashes cheap (conftest.serve): the run logs in often, with made-up users too
     return serve(config={"BLOCKLIST": "memory", "JWT_SECRET_KEY": TEST_SECRET,
                          # step08 on: schemathesis's hundreds of failed logins must not lock out the hooks' own
                          "LOGIN_LIMIT": "100000 per minute", "LOGIN_LIMIT_PER_ADDRESS": "100000 per minute"})
