@@ -35,19 +35,21 @@ TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def clean_environment(tmp_path_factory):
+def clean_environment(tmp_path_factory, pytestconfig):
     """The learner's own settings (FLASK_CONFIG, ...) must not change what tests see; KEYS_DIR: one signing key for
     the session's apps and servers (step09 on; earlier steps ignore it), as JWT_SECRET_KEY is one secret."""
+    checked = pytestconfig.getoption("tutorial_step", None)  # tutorial check: no step after these is built
     with pytest.MonkeyPatch.context() as mp:
         for name in CONFIG_VARIABLES:
             mp.delenv(name, raising=False)
-        mp.setenv("KEYS_DIR", str(signing_keys(tmp_path_factory.mktemp("keys"))))
+        mp.setenv("KEYS_DIR", str(signing_keys(tmp_path_factory.mktemp("keys"), max(checked) if checked else None)))
         yield
 
 
-def signing_keys(folder):
-    """A folder with one signing key, made by the newest step's own `flask rotate-keys` (step09 on; none: left empty)."""
-    for name in reversed(STEPS):
+def signing_keys(folder, last=None):
+    """A folder with one signing key, made by the newest step's (up to `last`) own `flask rotate-keys` (step09 on;
+    none: left empty)."""
+    for name in reversed([step for step in STEPS if last is None or step <= last]):
         app = import_step(name).create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "KEYS_DIR": str(folder)})
         if "rotate-keys" in app.cli.commands:
             result = app.test_cli_runner().invoke(args=["rotate-keys"])
