@@ -38,7 +38,7 @@ from tutorial.live import AppServer, LiveServer, build_app
 ROOT = Path(__file__).resolve().parents[1]
 FRONTEND = ROOT / "frontend"
 SCREENSHOT = FRONTEND / "screenshot.png"
-FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); cookies: test_browser_cookies.py
+FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); the cookie tests follow below
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
 KEY = secrets.token_hex(32)  # the servers sign with it (step09 on: the session's KEYS_DIR): a test can make an expired token
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}

@@ -1,6 +1,6 @@
 """step07_cookies: tokens in HttpOnly cookies, the article's CSRF settings made real, implicit refresh, a logout
 that clears every cookie, CORS with credentials. The browser half (Chromium, a hostile page) is in
-tests/test_browser_cookies.py; here the Flask test client, which keeps cookies as a browser does.
+tests/test_browser.py; here the Flask test client, which keeps cookies as a browser does.
 """
 import re
 from datetime import timedelta
