@@ -22,7 +22,7 @@ import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 import db_servers
-from tutorial.live import CONFIG_VARIABLES, AppServer, build_app
+from tutorial.live import CONFIG_VARIABLES, AppServer, build_app, release
 from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
 
 pytest_plugins = ["needs"]  # @pytest.mark.needs(...): tests/needs.py
@@ -413,10 +413,8 @@ def make_app(step_package, database_uri):  # make_app(**config): the step's app 
         return apps[-1]
 
     yield make
-    for app in apps:  # close pooled connections now: a server allows only so many
-        if "sqlalchemy" in app.extensions:
-            with app.app_context():
-                app.extensions["sqlalchemy"].engine.dispose()
+    for app in apps:
+        release(app)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy.engine import make_url
 
 from conftest import ADMIN, another_key, config_for, sign_as
-from tutorial.live import issued_tokens
+from tutorial.live import issued_tokens, release
 from tcp_proxy import TcpProxy
 
 MODES = pytest.mark.parametrize(
@@ -36,8 +36,7 @@ def apps_for_refusals(seeded_db_file, tmp_path_factory):
 
     yield get
     for app in made.values():
-        with app.app_context():
-            app.extensions["sqlalchemy"].engine.dispose()
+        release(app)
 
 
 @pytest.fixture

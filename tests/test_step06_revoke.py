@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from conftest import (ACCESS_LINE, ADMIN, DATABASES, LEAKS, ROOT, TEST_SECRET, another_key, bad_input, forged_tokens, run,
                       sign_as, signing_keys)
 from tcp_proxy import TcpProxy
-from tutorial.live import REVOKE_VARIABLES, AppServer, GunicornServer, build_app, issued_tokens, post_for_tokens, run_flask
+from tutorial.live import REVOKE_VARIABLES, AppServer, GunicornServer, build_app, issued_tokens, post_for_tokens, release, run_flask
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.needs("redis")
@@ -401,8 +401,7 @@ def test_two_hosts_behind_a_load_balancer(step, step_package, database_uri, redi
         assert a.request("POST", "/logout", headers=refresh)[0] == 200
         assert b.request("POST", "/refresh", headers=refresh) == REVOKED
         assert b.request("GET", "/users", headers=renewed)[0] == 200  # not revoked: the client still holds it
-    with other.app_context():  # its pooled connection: a server allows only so many
-        other.extensions["sqlalchemy"].engine.dispose()
+    release(other)  # its pooled connection: a server allows only so many
 
 
 # The load test: 1,000 mixed requests -------------------------------------------------------------------

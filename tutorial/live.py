@@ -155,9 +155,15 @@ class AppServer(HTTPClient):
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
-        if "sqlalchemy" in self.app.extensions:  # close pooled connections now: a server allows only so many
-            with self.app.app_context():
-                self.app.extensions["sqlalchemy"].engine.dispose()
+        release(self.app)
+
+
+def release(app):
+    """Close an app's pooled database connections now: a server allows only so many, and Windows cannot copy or
+    delete a SQLite file that is still open."""
+    if "sqlalchemy" in app.extensions:
+        with app.app_context():
+            app.extensions["sqlalchemy"].engine.dispose()
 
 
 _ENVIRON = threading.Lock()

@@ -44,7 +44,7 @@ from types import SimpleNamespace
 from sybil import Document, Region
 from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 
-from tutorial.live import AppServer, LiveServer, build_app, clean_env, flask_command
+from tutorial.live import AppServer, LiveServer, build_app, clean_env, flask_command, release
 from tutorial.steps import ROOT, reference_steps, steps_dir
 
 README_URL = "http://127.0.0.1:5000"  # where the READMEs' curl lines send their requests
@@ -245,8 +245,7 @@ def seeded_database(step, db_file, env, config):
                 done = app.test_cli_runner().invoke(args=["init-db"])
                 if done.exit_code:
                     raise RuntimeError(f"init-db failed for {step}:\n{done.output}") from done.exception
-                with app.app_context():  # let go of the file before it is copied (Windows)
-                    app.extensions["sqlalchemy"].engine.dispose()
+                release(app)  # let go of the file before it is copied (Windows)
             _SEEDED[key] = seed
     if _SEEDED[key].exists():
         shutil.copyfile(_SEEDED[key], db_file)
