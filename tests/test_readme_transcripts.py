@@ -106,6 +106,30 @@ def test_a_malformed_block_is_an_error(text, problem, tmp_path):
         next(transcripts.parse(readme).examples()).evaluate()
 
 
+@pytest.mark.parametrize("page, missing", [
+    ("<!-- LOGIN_LIMIT=3/minute uv run flask --app step08_accounts run -->", ["LOGIN_LIMIT=3/minute"]),  # hidden
+    ("```bash\nLOGIN_LIMIT=5/minute uv run flask --app step08_accounts run\n```", ["LOGIN_LIMIT=3/minute"]),
+    ("```bash\nLOGIN_LIMIT=3/minute uv run flask --app step08_accounts run\n```", []),
+])
+def test_a_block_needs_its_settings_shown_on_the_page(page, missing, tmp_path):
+    """What the block's server is started with must be on the page, not only in its (hidden) annotation."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{page}\n\n<!-- transcript: run LOGIN_LIMIT=3/minute -->\n```console\n$ curl ...\n```\n", encoding="utf-8")
+    [block] = transcripts.parse_readme(readme)
+    assert transcripts.unshown_settings(block) == missing
+    block.commands[0].actual, block.commands[0].returncode = "", 0  # as after a run that printed what it shows
+    assert bool(transcripts.problems(block)) == bool(missing)
+
+
+def test_create_app_settings_and_debug_are_shown_as_the_page_spells_them(tmp_path):
+    readme = tmp_path / "README.md"
+    annotation = """<!-- transcript: run --debug create_app='{"JWT_ACCESS_TOKEN_EXPIRES": 2}' -->\n```console\n$ curl ...\n```\n"""
+    readme.write_text(annotation, encoding="utf-8")
+    assert transcripts.unshown_settings(transcripts.parse_readme(readme)[0]) == ["create_app JWT_ACCESS_TOKEN_EXPIRES=2", "--debug"]
+    readme.write_text("""```bash\nuv run flask --app 'step04_errors:create_app({"JWT_ACCESS_TOKEN_EXPIRES": 2})' run --debug\n```\n""" + annotation, encoding="utf-8")
+    assert transcripts.unshown_settings(transcripts.parse_readme(readme)[0]) == []
+
+
 def test_annotation_words():
     spec = parse_annotation("""run --debug FLASK_CONFIG=production create_app='{"JWT_ACCESS_TOKEN_EXPIRES": 2}'""")
     assert (spec.kind, spec.flask_args, spec.env, spec.config) == (

@@ -14,6 +14,9 @@ line right before it says (every console block of a step README must have one):
     <!-- transcript: skip REASON -->
         Run by another test, which the reason names (tests/<file>.py::<test>) and which must exist.
 
+Every setting an annotation gives (NAME=VALUE, create_app, --debug) must also be in a code block the page shows
+(where it starts the server): a learner cannot see an HTML comment.
+
 Outputs are compared line by line after normalising JWTs (to their claim names), UUIDs, Flask's log times,
 epoch seconds and trailing spaces.
 
@@ -317,9 +320,25 @@ def run_in_terminal(cmd, env, cwd, timeout=60):
 
 
 
+def unshown_settings(block):
+    """The annotation's settings that no visible code block of the page shows: a learner could not reproduce the
+    block. A setting is shown as NAME=VALUE (or NAME=$(...), a value made on the spot, such as a new secret), a
+    create_app setting also as its JSON ("NAME": VALUE), --debug as itself; HTML comments hide what they hold."""
+    spec = block.spec()
+    text = re.sub(r"<!--.*?-->", "", block.readme.read_text(encoding="utf-8"), flags=re.S)
+    code = "\n".join(r.lexemes["source"] for r in FENCED(Document(text, str(block.readme))))
+    shown = lambda name, value, *more: any(s in code for s in (f"{name}={value}", f"{name}=$(", *more))
+    return ([f"{n}={v}" for n, v in spec.env.items() if not shown(n, v)]
+            + [f"create_app {n}={json.dumps(v)}" for n, v in spec.config.items() if not shown(n, v, json.dumps({n: v})[1:-1])]
+            + [arg for arg in spec.flask_args if arg not in code])
+
+
 def problems(block):
-    """The README's outputs against the run's, after the run."""
+    """The README's outputs against the run's, after the run; and the settings it needs that the page hides."""
     found, kind = [], block.spec().kind
+    if missing := unshown_settings(block):
+        found.append(f"{block.where}: the block needs {', '.join(missing)}, which no command on the page shows: "
+                     "show it where the page starts the server (Run it)")
     for command in (c for c in block.commands if c.actual is not None):
         where = f"{shown(block.readme)}:{command.line + 1}: $ {command.text}"
         expected, actual = normalise("\n".join(command.output)), normalise(command.actual)
