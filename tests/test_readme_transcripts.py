@@ -49,6 +49,14 @@ def test_every_curl_line_is_in_a_console_block(readme):
     assert transcripts.commands_outside_console_blocks(readme) == []
 
 
+@pytest.mark.parametrize("readme", READMES, ids=shown)
+def test_every_step_readme_says_how_to_run_it(readme):
+    """A "Run it" section whose code blocks start the step (the settings its console blocks need: see above)."""
+    text = readme.read_text(encoding="utf-8")
+    section = re.search(r"^## Run it.*?$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert section and f"--app {readme.parent.name}" in section[1], f"{shown(readme)}: no ## Run it section that starts the step"
+
+
 # The checker itself --------------------------------------------------------------------------------------
 
 
