@@ -82,8 +82,6 @@ NEEDS = {  # name: (what it is, how to get it, finder)
                 "Node.js 18 or newer and `npm ci` (mermaid-cli), and Chromium (apt-get install chromium, or set CHROMIUM)",
                 lambda: (_node_module("@mermaid-js/mermaid-cli"), _browser())),
     "bash": ("bash and curl", "Linux or macOS; on Windows, Git Bash (its bash and curl on PATH)", _bash),
-    "pty": ("a Unix terminal (pty)", "Linux or macOS: these blocks run in a pseudo-terminal",
-            lambda: _module("termios", "no Unix terminal (pty) on this system")),
 }
 
 

@@ -11,18 +11,17 @@ from tutorial import transcripts
 from tutorial.transcripts import ROOT, TranscriptError, normalise, parse_annotation, shown
 
 READMES = transcripts.step_readmes()
-NEEDS = {"run": pytest.mark.needs("bash"), "cli": pytest.mark.needs("pty")}  # run: bash and curl; cli: a Unix pty
 
 
 def case(example):
     kind = (example.parsed.annotation or "").split(" ")[0]  # a malformed annotation fails in the test
-    return pytest.param(example, id=example.parsed.id, marks=[NEEDS[kind]] if kind in NEEDS else [])
+    return pytest.param(example, id=example.parsed.id, marks=[pytest.mark.needs("bash")] if kind == "run" else [])  # and curl
 
 
 @pytest.fixture(scope="session")
 def started(request):
     """The blocks this run checks (the cases left after -k, whose needs are there), started together on this
-    worker, 4 at a time: a block mostly waits (for a flask process, for `sleep 3`), so the waits overlap."""
+    worker, 4 at a time: a block mostly waits (for curl, for `sleep 3`), so the waits overlap."""
     cases = [item for item in request.session.items if item.originalname == "test_console_block_shows_what_runs"
              and all(needs.available(name) for marker in item.iter_markers("needs") for name in marker.args)]
     pool = transcripts.start([item.callspec.params["example"].parsed for item in cases])

@@ -9,6 +9,7 @@ Where the server itself is not the lesson, `AppServer` serves an app built in th
 a thread: the same create_app and answers, without a new process (~1 s of CPU to import Flask and the rest).
 """
 import json
+import logging
 import os
 import re
 import signal
@@ -183,6 +184,38 @@ def build_app(step, db_file, config=None, env=None):
             for name in names:
                 os.environ.pop(name, None)
             os.environ.update(saved)
+
+
+class WouldServe(Exception):
+    """`flask run` got past its checks: in this process it would serve forever."""
+
+
+def invoke_flask(step, db_file, *args, env=None, config=None, input=None):
+    """`flask --app <step> ARGS` run in this process by click's CliRunner, as Flask's `runner` fixture runs a command:
+    the learner's variables left out, `env` set. Returns (exit status, what it printed on stdout and stderr)."""
+    from unittest import mock
+
+    from click.testing import CliRunner
+    from flask import cli
+    from flask.logging import default_handler
+
+    settings = _settings(db_file, config)
+    app = f"{step}:create_app({settings!r})" if settings else step
+    env = {**dict.fromkeys(LEARNERS), "FLASK_SKIP_DOTENV": "1", **(env or {})}  # None: unset while it runs
+    # pytest's log capture on the root logger would keep Flask from logging to stderr, as it does in a terminal
+    root, step_logger = logging.getLogger(), logging.getLogger(step)
+    with _ENVIRON, mock.patch.object(cli, "run_simple", side_effect=WouldServe(f"flask --app {step} {' '.join(args)}")), \
+            mock.patch.object(root, "handlers", []):
+        disabled = root.manager.disable
+        logging.disable(logging.NOTSET)  # a terminal shows the app's warnings, even where logs are off for servers
+        try:
+            done = CliRunner().invoke(cli.cli, ["--app", app, *args], input=input, env=env)
+        finally:
+            logging.disable(disabled)
+            step_logger.removeHandler(default_handler)  # Flask added it for this app; later ones decide anew
+    if isinstance(done.exception, WouldServe):
+        raise done.exception
+    return done.exit_code, done.output
 
 
 class LiveServer(HTTPClient):

@@ -9,8 +9,9 @@ line right before it says (every console block of a step README must have one):
         (its debug mode is the lesson). The `$ ` lines run in one bash (`TOKEN=$(...)` carries on), against the
         server's address for http://127.0.0.1:5000; each must exit with 0.
     <!-- transcript: cli [init-db] [NAME=VALUE ...] -->
-        Each `$ [NAME=VALUE ...] uv run flask --app <step> ...` line runs for real in a terminal (a pty), prompts
-        answered, on one database (empty, or init-db's); a line printing `Error: ...` must exit non-zero, others 0.
+        Each `$ [NAME=VALUE ...] uv run flask --app <step> ...` line runs in this process as Flask's `runner` fixture
+        runs a command (click's CliRunner), prompts answered, on one database (empty, or init-db's); a line printing
+        `Error: ...` must exit non-zero, others 0; a `run` that would serve is a mistake.
     <!-- transcript: skip REASON -->
         Run by another test, which the reason names (tests/<file>.py::<test>) and which must exist.
 
@@ -31,7 +32,6 @@ import json
 import logging
 import os
 import re
-import select
 import shlex
 import shutil
 import subprocess
@@ -39,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -47,7 +47,7 @@ from types import SimpleNamespace
 from sybil import Document, Region
 from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 
-from tutorial.live import AppServer, LiveServer, build_app, clean_env, flask_command, release
+from tutorial.live import AppServer, LiveServer, WouldServe, build_app, clean_env, invoke_flask, release
 from tutorial.steps import ROOT, reference_steps, steps_dir
 
 README_URL = "http://127.0.0.1:5000"  # where the READMEs' curl lines send their requests
@@ -208,11 +208,20 @@ def outcome(block):
 
 
 def start(blocks, workers=4):
-    """Run the blocks in the background, `workers` at a time: a block mostly waits (for a flask process, for
-    curl, for `sleep 3`), so the waits overlap. Returns the pool (shutdown(cancel_futures=True) stops it)."""
+    """Run the `cli` blocks now, one after another (CliRunner takes this process's stdout and stderr while one runs,
+    so no server of ours may be logging then); the others in the background, `workers` at a time: a block mostly
+    waits (for curl, for `sleep 3`), so the waits overlap. Returns the pool (shutdown(cancel_futures=True) stops it)."""
     pool = ThreadPoolExecutor(workers, thread_name_prefix="transcript")
-    for block in sorted(blocks, key=lambda b: not (b.annotation or "").startswith("cli")):  # the longest first
-        block.run = pool.submit(run_block, block)
+    for block in blocks:
+        if (block.annotation or "").startswith("cli"):
+            block.run = Future()
+            try:
+                block.run.set_result(run_block(block))
+            except Exception as error:  # reported by the block's own test
+                block.run.set_exception(error)
+    for block in blocks:
+        if not block.run:
+            block.run = pool.submit(run_block, block)
     return pool
 
 
@@ -283,41 +292,11 @@ def run_cli_block(block, spec, db_file):
         words = words[2:] if words[:2] == ["uv", "run"] else words
         if words[:2] != ["flask", "--app"] or len(words) < 3 or words[2] not in reference_steps():
             raise TranscriptError(f"a `transcript: cli` line runs `uv run flask --app <step> ...`: {command.text}")
-        cmd = flask_command(words[2], db_file, *words[3:], config=spec.config)
-        command.returncode, command.actual = run_in_terminal(cmd, clean_env(env), steps_dir())
-
-
-def run_in_terminal(cmd, env, cwd, timeout=60):
-    """Run a command on a pseudo-terminal, as in a learner's shell; answer its password prompts.
-    Returns (exit status, everything it printed)."""
-    import pty  # Unix only, as is this check
-
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    output, answered, deadline = b"", 0, time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if select.select([master], [], [], 0.2)[0]:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: the command has ended and closed the terminal
-                    data = b""
-                if not data:
-                    return proc.wait(), output.decode(errors="replace")
-                output += data
-            elif len(output) > answered and output.rsplit(b"\n", 1)[-1].rstrip().endswith(b":"):
-                # Quiet, and the last line is an unanswered prompt ("Password: "): type the answer (getpass
-                # turned the echo off before it prompted).
-                os.write(master, PASSWORD.encode() + b"\n")
-                answered = len(output)
-        raise TranscriptError(f"{shlex.join(cmd)} did not finish in {timeout} s:\n{output.decode(errors='replace')}")
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
+        try:  # a password prompt is answered twice (it asks again to confirm)
+            command.returncode, command.actual = invoke_flask(
+                words[2], db_file, *words[3:], env=env, config=spec.config, input=f"{PASSWORD}\n" * 2)
+        except WouldServe:
+            raise TranscriptError(f"a `cli` line must end, this one would serve: {command.text}") from None
 
 
 def unshown_settings(block):
