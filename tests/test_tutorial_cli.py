@@ -210,6 +210,12 @@ def test_start_copies_the_previous_step_and_refuses_to_overwrite(tmp_path, capsy
     assert (copy / "resources.py").read_text(encoding="utf-8") == (ROOT / "step02_db" / "resources.py").read_text(encoding="utf-8")
 
 
+def test_start_prints_no_empty_heading_and_no_link_within_the_page(tmp_path, capsys):
+    for step in diffs.reference_steps():  # a terminal shows neither a diagram nor where #section is
+        assert cli.main(["start", step[4:6], "--workspace", str(tmp_path)]) == 0
+    assert not re.findall(r"^#.*|\]\(#.*", capsys.readouterr().out, re.M)
+
+
 @pytest.mark.xdist_group("checked")
 def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys, checked):
     assert cli.main(["start", "01", "--workspace", str(tmp_path)]) == 0
