@@ -275,6 +275,12 @@ def test_readme_block_is_inside_the_what_changed_section_and_keeps_the_bullets()
     assert "<details><summary>The full diff</summary>" in section and "```diff\n--- step02_db/" in section
 
 
+def test_what_changed_shows_the_operations_openapi_json_adds_not_its_json():
+    block, added = diffs.readme_block("step06_revoke"), diffs.operations("step06_revoke").keys() - diffs.operations("step05_config").keys()
+    assert added and all(f"\n+ {operation} → " in block for operation in added)
+    assert "openapi.json\n" not in block and "openapi.json" in diffs.step_diff("step05_config", "step06_revoke")
+
+
 @pytest.mark.xdist_group("checked")
 @pytest.mark.parametrize("hint", checking.HINTS, ids=lambda hint: hint.fix[:40])
 def test_a_hint_names_its_mistake_and_no_other(checked, hint):
