@@ -39,33 +39,24 @@ def copy_step(step, workspace, file=None, right=None, wrong=None):
     return 1 if right is None else source.count(right)
 
 
-# The learner mistakes, each made in a copy of the reference step: (step, file, right, wrong, -k, the start of its fix)
+# Each hint of checking.HINTS (the start of its fix): the learner mistake that shows it, made in a copy of the reference
+# step as (step, file, right, wrong, -k). test_a_hint_names_its_mistake_and_no_other checks them all in one process.
 MISTAKES = {
-    "the article's bare @jwt_required": ("step03_jwt", "resources.py", "    @jwt_required()", "    @jwt_required", "users_with_a_token",
-                                         "write @jwt_required() with parentheses"),
-    "the 3.x zero-argument expired_token_loader": ("step04_errors", "errors.py", "def expired_token(jwt_header, jwt_payload):",
-                                                   "def expired_token():", "log_in_then_use_an_expired_token", "give @jwt.expired_token_loader"),
-    "no expired_token_loader": ("step04_errors", "errors.py", "    @jwt.expired_token_loader\n", "", "flask_run_without_debug",
-                                "the answer is flask-jwt-extended's own"),
-    "flask-restful's Api, not step 04's": ("step04_errors", "__init__.py", "from .errors import Api, register_token_errors",
-                                           "from flask_restful import Api\nfrom .errors import register_token_errors",
-                                           "flask_run_without_debug", "build the API with step 04's Api subclass"),
-    "no user_lookup_loader": ("step03_jwt", "__init__.py", "    jwt.user_lookup_loader(load_user)", "    pass  # no user lookup",
-                              "stops_working", "look the user up on every request"),
-    "an integer identity": ("step03_jwt", "resources.py", "create_access_token(identity=user.username)",
-                            "create_access_token(identity=user.id)", "login_returns_a_signed", "the identity must be a string"),
-    "no token in the login answer": ("step03_jwt", "resources.py", '"token": token,', '"token": None,', "login_returns_a_signed",
-                                     "the login answer carries no token"),
-    "@jwt_required() forgotten, under --debug": ("step03_jwt", "resources.py", "    @jwt_required()", "    # @jwt_required() forgotten",
-                                                 "flask_run_with_and", "the server answered an HTML page"),
-    "the article's propagation (debug) fix in step 03": ("step03_jwt", "__init__.py", "    app.config.from_mapping(\n",
-                                                         "    app.config.from_mapping(\n        PROPAGATE_EXCEPTIONS=True,\n",
-                                                         "with_and_without_debug", "without --debug this step still answers 500"),
-    "the role read from the token's claim": ("step08_accounts", "accounts.py", 'if current_user.role != "admin":',
-                                             'if __import__("flask_jwt_extended").get_jwt().get("role") != "admin":',
-                                             "role_is_read_from_the_user_row", "read the role from the user's row"),
-    "no kid in the token's header": ("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}",
-                                     "login_token_is_eddsa", "put the signing key's kid in every token's header"),
+    "write @jwt_required() with": ("step03_jwt", "resources.py", "    @jwt_required()", "    @jwt_required", "users_with_a_token"),
+    "give @jwt.expired_token_loader": ("step04_errors", "errors.py", "def expired_token(jwt_header, jwt_payload):", "def expired_token():",
+                                       "log_in_then_use_an_expired_token"),
+    "the identity must be": ("step03_jwt", "resources.py", "identity=user.username)", "identity=user.id)", "login_returns_a_signed"),
+    "the login answer carries no token": ("step03_jwt", "resources.py", '"token": token,', '"token": None,', "login_returns_a_signed"),
+    "look the user up": ("step03_jwt", "__init__.py", "    jwt.user_lookup_loader(load_user)", "    pass", "stops_working"),
+    "the server answered an HTML page": ("step03_jwt", "resources.py", "    @jwt_required()", "    # forgotten", "flask_run_with_and"),
+    "without --debug this step": ("step03_jwt", "__init__.py", "from_mapping(\n", "from_mapping(\n        PROPAGATE_EXCEPTIONS=True,\n",
+                                  "with_and_without_debug"),
+    "build the API with step 04's Api": ("step04_errors", "__init__.py", "from .errors import Api,", "from flask_restful import Api\nfrom .errors import",
+                                         "flask_run_without_debug"),
+    "the answer is flask-jwt-extended's own": ("step04_errors", "errors.py", "    @jwt.expired_token_loader\n", "", "flask_run_without_debug"),
+    "read the role from the user's row": ("step08_accounts", "accounts.py", "current_user.role !=", '__import__("flask_jwt_extended").get_jwt().get("role") !=',
+                                          "role_is_read_from_the_user_row"),
+    "put the signing key's kid": ("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}", "login_token_is_eddsa"),
 }
 HINT_TEST = "test_a_hint_names_its_mistake_and_no_other"
 
@@ -77,9 +68,9 @@ def checked(request, tmp_path_factory):
     run = {item.name for item in request.session.items}  # after -k, and what xdist gave this worker
     copies = dict(MISTAKES) if any(name.startswith(HINT_TEST) for name in run) else {}  # each hint: every mistake
     if "test_a_copy_of_the_reference_passes_every_test_of_its_step" in run:
-        copies["reference"] = ("step03_jwt", None, None, None, None, None)
+        copies["reference"] = ("step03_jwt", None, None, None, None)
     checks, counts = [], {}
-    for name, (step, file, right, wrong, select, *_) in copies.items():
+    for name, (step, file, right, wrong, select) in copies.items():
         folder = tmp_path_factory.mktemp("copy")
         counts[name] = copy_step(step, folder, file, right, wrong)
         checks.append(checking.Check(folder, [step], select))
@@ -284,8 +275,8 @@ def test_what_changed_shows_the_operations_openapi_json_adds_not_its_json():
 @pytest.mark.xdist_group("checked")
 @pytest.mark.parametrize("hint", checking.HINTS, ids=lambda hint: hint.fix[:40])
 def test_a_hint_names_its_mistake_and_no_other(checked, hint):
-    mine = [name for name, (*_, fix) in MISTAKES.items() if hint.fix.startswith(fix)]
-    assert mine, "no learner mistake in MISTAKES shows this hint"
+    mine = [name for name in MISTAKES if hint.fix.startswith(name)]
+    assert len(mine) == 1, "one learner mistake in MISTAKES shows this hint"
     for name, (step, file, right, *_) in MISTAKES.items():
         count, result, printed = verdicts(checked, name)
         assert count == 1, f"{step}/{file} no longer has {right!r}: update MISTAKES"

@@ -76,17 +76,13 @@ def readme_block(step):
     diff = step_diff(previous, step, skip=["openapi.json"])
     longest = max((len(run) for run in re.findall(r"`+", diff)), default=0)
     fence = "`" * max(3, longest + 1)
-    command = f"uv run tutorial diff {previous[4:6]} {step[4:6]}"
-    contract, changes = "", contract_changes(previous, step)
-    if changes:
-        contract = "`openapi.json`, the operations and answers it adds (+), removes (-) or changes (~):\n\n```diff\n" + "\n".join(changes) + "\n```\n\n"
-    elif step_diff(previous, step) != diff:
-        contract = "`openapi.json`: no operation or answer added or removed, only their descriptions and schemas.\n\n"
+    changes = "\n".join(contract_changes(previous, step))
     return (
-        f"{START}\n{contract}"
-        "<details><summary>The full diff</summary>\n\n"
+        f"{START}\n"
+        + (f"`openapi.json`, the operations and answers it adds (+), removes (-) or changes (~):\n\n```diff\n{changes}\n```\n\n" if changes else "")
+        + "<details><summary>The full diff</summary>\n\n"
         f"Generated from the code by `{COMMAND}`; do not edit it by hand. "
-        f"`{command}` prints the same diff, with `openapi.json`, in colour on a terminal.\n\n"
+        f"`uv run tutorial diff {previous[4:6]} {step[4:6]}` prints the same diff, with `openapi.json`, in colour on a terminal.\n\n"
         f"{fence}diff\n{diff}{fence}\n\n"
         "</details>\n"
         f"{END}"
