@@ -188,7 +188,7 @@ HINTS = [
          "step03_jwt/README.md#without---debug-every-token-problem-is-a-500", found=r"At index 0 diff: 40[13] != 500"),
     Hint("build the API with step 04's Api subclass (from .errors import Api): its handle_error re-raises token errors to flask-jwt-extended, which flask-restful's own Api answers with a 500",
          "step04_errors/README.md#why-token-errors-were-500s-and-the-fix-chosen-here",
-         found=r"500 != 40[13] — the app logged (?:flask_jwt_extended|jwt)\.exceptions\."),
+         found=r"(?:500 != 40[13]|KeyError: 'code') — the app logged (?:flask_jwt_extended|jwt)\.exceptions\."),
     Hint("the answer is flask-jwt-extended's own {\"msg\": ...}: register the loader that answers this token problem in the envelope (register_token_errors)",
          "step04_errors/README.md#the-token-answers", found=r"diff: \{'msg': '[^']*'\} != \{'code'"),
     Hint("read the role from the user's row (current_user.role, loaded at every request), not from the token's role claim: a demoted admin keeps the claim until the token expires",
