@@ -5,6 +5,7 @@ wraps) in a fresh `python3` kernel, with notebooks/ as its working directory and
 notebook's run time with `uv run pytest tests/test_notebooks.py --durations=0`.
 """
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from tutorial.steps import reference_steps
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CJK = r"[\u4e00-\u9fff]"
 
 
 def notebook(step):
@@ -47,3 +49,6 @@ def test_committed_notebook_holds_a_clean_run(step):
     cells = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert not [cell.id for cell in cells if any(out.output_type == "error" for out in cell.outputs)], "error outputs"
     assert [cell.execution_count for cell in cells] == list(range(1, len(cells) + 1)), "not one top-to-bottom run"
+    assert len(cells[0].source.splitlines()) <= 15, "a light first code cell: plumbing goes in tutorial/live.py"
+    title, summary = nb.cells[0].source.partition("\n")[0], nb.cells[1].source  # English title, then the Chinese summary
+    assert title.startswith("# ") and not re.search(CJK, title) and re.search(CJK, summary), "title first, then 中文"

@@ -91,9 +91,11 @@ def article_section(text):
 
 
 def without_code(text):
-    """A section without its fenced code blocks and without the generated diff block."""
+    """A section for a terminal: without its fenced code blocks (and a heading that only introduces one, as "In a
+    picture" does a diagram), without the generated diff block, and with links within the page as plain text."""
     text = re.sub(rf"{re.escape(diffs.START)}.*?{re.escape(diffs.END)}", "", text, flags=re.DOTALL)
-    text = re.sub(r"^(`{3,}|~{3,}).*?^\1\s*$", "", text, flags=re.MULTILINE | re.DOTALL)
+    text = re.sub(r"^(?:#+ .*\n\s*)?(`{3,}|~{3,}).*?^\1\s*$", "", text, flags=re.MULTILINE | re.DOTALL)
+    text = re.sub(r"\[([^\]]+)\]\(#[^)]*\)", r"\1", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
 
 

@@ -1,5 +1,6 @@
 """The code diff between two steps, and the generated "What changed" block of each step's README."""
 import difflib
+import json
 import re
 from pathlib import Path
 
@@ -28,9 +29,9 @@ def _lines(path):
     return lines
 
 
-def step_diff(old, new):
-    """A unified diff of two step folders, file by file, as one string."""
-    names = sorted(set(step_files(ROOT / old)) | set(step_files(ROOT / new)))
+def step_diff(old, new, skip=()):
+    """A unified diff of two step folders, file by file (but those in `skip`), as one string."""
+    names = sorted((set(step_files(ROOT / old)) | set(step_files(ROOT / new))) - set(skip))
     return "".join(line for name in names for line in difflib.unified_diff(
         _lines(ROOT / old / name), _lines(ROOT / new / name),
         f"{old}/{name}" if (ROOT / old / name).is_file() else "/dev/null",
@@ -49,17 +50,39 @@ def colour_diff(text):
     return "\n".join(map(paint, text.split("\n")))
 
 
+def operations(step):
+    """{"POST /login": ["200", "401", ...], ...}: the operations of a step's openapi.json and their answers."""
+    path = ROOT / step / "openapi.json"
+    paths = json.loads(path.read_text(encoding="utf-8"))["paths"] if path.is_file() else {}
+    return {f"{method.upper()} {route}": list(operation["responses"]) for route, item in paths.items()
+            for method, operation in item.items() if isinstance(operation, dict) and "responses" in operation}
+
+
+def contract_changes(old, new):
+    """The operations and answers the new step's openapi.json adds (+) and removes (-), one line each."""
+    before, after = operations(old), operations(new)
+    lines = []
+    for name in [*after, *(name for name in before if name not in after)]:
+        if name not in before or name not in after:
+            lines.append(f"{'+' if name in after else '-'} {name} → {', '.join(after.get(name) or before[name])}")
+        elif answers := [f"+{a}" for a in after[name] if a not in before[name]] + [f"-{a}" for a in before[name] if a not in after[name]]:
+            lines.append(f"~ {name} → {', '.join(answers)}")
+    return lines
+
+
 def readme_block(step):
-    """The generated block for a step's README: the diff from the previous step, folded away."""
+    """The generated block for a step's README: what openapi.json adds, then the diff of the code, folded away."""
     previous = previous_step(step)
-    diff = step_diff(previous, step)
+    diff = step_diff(previous, step, skip=["openapi.json"])
     longest = max((len(run) for run in re.findall(r"`+", diff)), default=0)
     fence = "`" * max(3, longest + 1)
+    changes = "\n".join(contract_changes(previous, step))
     return (
         f"{START}\n"
-        "<details><summary>The full diff</summary>\n\n"
+        + (f"`openapi.json`, the operations and answers it adds (+), removes (-) or changes (~):\n\n```diff\n{changes}\n```\n\n" if changes else "")
+        + "<details><summary>The full diff</summary>\n\n"
         f"Generated from the code by `{COMMAND}`; do not edit it by hand. "
-        f"`uv run tutorial diff {previous[4:6]} {step[4:6]}` prints the same diff, in colour on a terminal.\n\n"
+        f"`uv run tutorial diff {previous[4:6]} {step[4:6]}` prints the same diff, with `openapi.json`, in colour on a terminal.\n\n"
         f"{fence}diff\n{diff}{fence}\n\n"
         "</details>\n"
         f"{END}"

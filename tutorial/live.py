@@ -8,6 +8,7 @@ The learner's own settings (their shell's variables, a .env file) are left out u
 Where the server itself is not the lesson, `AppServer` serves an app built in this process over real HTTP, from
 a thread: the same create_app and answers, without a new process (~1 s of CPU to import Flask and the rest).
 """
+import contextlib
 import json
 import logging
 import os
@@ -319,6 +320,19 @@ def call(server, method, path, **kwargs):
     print(f"{method} {path}  ->  HTTP {status}")
     print(json.dumps(body, ensure_ascii=False, indent=2))
     return status, body
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.contextmanager
+def environment(**variables):
+    """In this process, inside the with block: os.environ as the processes started here get it, plus `variables`."""
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, clean_env(variables), clear=True):
+        yield
 
 
 def b64url_decode(segment):
