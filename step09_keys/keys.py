@@ -113,6 +113,8 @@ class KeyRing:
                     try:
                         keys.append(self.read(path))
                     except ConfigError as error:
+                        if not path.exists():  # deleted since the folder was listed (retire-keys): nothing broken
+                            continue
                         if strict:
                             raise
                         if path not in self.skipped:
