@@ -15,13 +15,13 @@ import os
 import threading
 import time
 
-from flask import Flask
+from flask import Flask, current_app
 from flask.helpers import get_debug_flag
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager, get_jwt_identity, jwt_required
 from flask_restful import Resource
 from jwt import PyJWKClient
-from jwt.exceptions import InvalidAlgorithmError, PyJWTError
+from jwt.exceptions import InvalidAlgorithmError, PyJWKClientError, PyJWTError
 from werkzeug.exceptions import ServiceUnavailable
 
 from .blocklist import init_blocklist
@@ -59,10 +59,11 @@ class KeySetClient(PyJWKClient):
     def usable_keys(self):
         try:
             keys = [key for key in self.get_signing_keys() if key.algorithm_name == self.algorithm]
-        except (PyJWTError, ValueError, OSError) as error:  # PyJWT's errors, JSON or UTF-8 errors, a broken connection
+            if not keys:  # e.g. only RSA keys: none can check an EdDSA signature
+                raise PyJWKClientError(f"no {self.algorithm} key in the key set")
+        except (PyJWTError, ValueError, RecursionError, OSError) as error:  # PyJWT's, JSON's or UTF-8's, a broken connection
+            current_app.logger.warning("key set unavailable from %s: %s", self.uri, error)
             raise KeySetUnavailable() from error
-        if not keys:  # e.g. only RSA keys: none can check an EdDSA signature
-            raise KeySetUnavailable()
         self.kept = (keys, time.monotonic() + self.cache_seconds)
         return keys
 

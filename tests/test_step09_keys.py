@@ -396,7 +396,7 @@ def key_set_faults(kid):
 
 
 @pytest.mark.parametrize("fault", list(key_set_faults("kid")))
-def test_reports_answers_503_for_a_key_set_it_cannot_use_and_fetches_it_again(login_app, step_package, jwks_server, fault):
+def test_reports_answers_503_for_a_key_set_it_cannot_use_and_fetches_it_again(login_app, step_package, jwks_server, fault, caplog):
     import importlib
 
     reports = importlib.import_module(step_package.__name__ + ".reports")
@@ -404,6 +404,7 @@ def test_reports_answers_503_for_a_key_set_it_cannot_use_and_fetches_it_again(lo
     jwks_server.answer = key_set_faults(jwt.get_unverified_header(valid)["kid"])[fault]
     client = reports.create_app({"TESTING": True, "JWKS_URL": jwks_server.url, "JWKS_TIMEOUT_SECONDS": 0.5}).test_client()
     assert answer(client.get("/reports", headers=bearer(valid))) == (503, {"code": 503, "message": "key set unavailable"})
+    assert f"key set unavailable from {jwks_server.url}" in caplog.text  # and the log says why
     jwks_server.answer = (200, "application/json", login_app.test_client().get("/.well-known/jwks.json").get_data())
     assert client.get("/reports", headers=bearer(valid)).status_code == 200  # the failure was not kept: fetched again
 
