@@ -136,7 +136,8 @@ class KeyRing:
             raise ConfigError(f"{path} is not a key made by rotate-keys (<time>-<id>.pem, an Ed25519 PEM)") from None
 
     def unavailable(self, reason=None):
-        self.logger.warning("no signing key in %s (KEYS_DIR)%s: answering 503", self.folder, f": {reason}" if reason else "")
+        because = f": {reason}" if reason else ""
+        self.logger.warning("no signing key in %s (KEYS_DIR)%s: answering 503", self.folder, because)
         return KeysUnavailable()
 
     def trusted(self):

@@ -25,7 +25,8 @@ from jwt.exceptions import InvalidAlgorithmError, PyJWKClientError, PyJWTError
 from werkzeug.exceptions import ServiceUnavailable
 
 from .blocklist import init_blocklist
-from .config import AUDIENCES, CONFIGS, DEV_ORIGINS, ISSUER, ConfigError, check_cors_origins, choose_blocklist, env_seconds
+from .config import (AUDIENCES, CONFIGS, DEV_ORIGINS, ISSUER, ConfigError, check_cors_origins, choose_blocklist,
+                     env_seconds)
 from .errors import Api, register_key_errors, register_token_errors
 from .keys import UnknownKeyId
 
@@ -61,7 +62,7 @@ class KeySetClient(PyJWKClient):
             keys = [key for key in self.get_signing_keys() if key.algorithm_name == self.algorithm]
             if not keys:  # e.g. only RSA keys: none can check an EdDSA signature
                 raise PyJWKClientError(f"no {self.algorithm} key in the key set")
-        except (PyJWTError, ValueError, RecursionError, OSError) as error:  # PyJWT's, JSON's or UTF-8's, a broken connection
+        except (PyJWTError, ValueError, RecursionError, OSError) as error:  # PyJWT, JSON, UTF-8, the connection
             current_app.logger.warning("key set unavailable from %s: %s", self.uri, error)
             raise KeySetUnavailable() from error
         self.kept = (keys, time.monotonic() + self.cache_seconds)
@@ -98,7 +99,7 @@ class ReportsConfig:
         self.JWKS_URL = os.environ.get("JWKS_URL")  # unset: DEV_JWKS_URL, outside production
         self.JWKS_CACHE_SECONDS = env_seconds("JWKS_CACHE_SECONDS", 300).total_seconds()  # the login's JWKS_MAX_AGE
         self.JWKS_REFETCH_SECONDS = env_seconds("JWKS_REFETCH_SECONDS", 10, allow_zero=True).total_seconds()
-        self.JWKS_TIMEOUT_SECONDS = env_seconds("JWKS_TIMEOUT_SECONDS", 5).total_seconds()  # then 503, well before gunicorn's 30
+        self.JWKS_TIMEOUT_SECONDS = env_seconds("JWKS_TIMEOUT_SECONDS", 5).total_seconds()  # then 503, not a hung worker
         self.JWT_ALGORITHM = "EdDSA"
         self.JWT_DECODE_ISSUER = os.environ.get("JWT_ISSUER", ISSUER)
         self.JWT_DECODE_AUDIENCE = AUDIENCES[1]  # tokens meant for this service
