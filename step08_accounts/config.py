@@ -1,5 +1,6 @@
 """The article's app/config.py: settings from environment variables, with its three bugs fixed."""
 import os
+import re
 from datetime import timedelta
 
 import click
@@ -185,10 +186,27 @@ def check_cookie_config(app):
         raise ConfigError(f"JWT_COOKIE_SAMESITE must be Lax, Strict or None, not {same_site!r}")
     if same_site == "None" and not app.config["JWT_COOKIE_SECURE"]:  # browsers drop such a cookie (Chrome 80 on)
         raise ConfigError("JWT_COOKIE_SAMESITE=None needs JWT_COOKIE_SECURE=true")
-    if "*" in app.config["CORS_ORIGINS"]:  # with credentials, flask-cors would echo back any Origin
-        raise ConfigError("CORS_ORIGINS cannot be * when cookies are sent: list the front ends' origins")
+    check_cors_origins(app.config["CORS_ORIGINS"])
+    if not app.config["JWT_COOKIE_SECURE"] and app.config["CONFIG_NAME"] == "production":
+        # Behind a proxy that ends TLS the browser still sees HTTPS: Secure stays on there too.
+        raise ConfigError("JWT_COOKIE_SECURE must be on in production: the cookies would also travel over plain HTTP")
     if not app.config["JWT_COOKIE_CSRF_PROTECT"]:
         if app.config["CONFIG_NAME"] == "production":
             raise ConfigError("JWT_COOKIE_CSRF_PROTECT must be on in production")
         app.logger.warning("JWT_COOKIE_CSRF_PROTECT is off: any site the user visits can send requests with "
                            "the user's cookies (THE WRONG WAY, kept to show the attack).")
+
+
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")  # scheme://host[:port], as a browser sends Origin
+
+
+def check_cors_origins(origins):
+    r"""With credentials, every origin allowed reads answers made with the user's cookies: each is listed exactly.
+    flask-cors reads an entry with * ? [ ( ^ $ or \ as a regular expression, matched at the Origin's start:
+    ".*" would echo back every origin, "https://app\.example\.com" also https://app.example.com.evil.net."""
+    for origin in [origins] if isinstance(origins, str) else origins:
+        if origin == "*":
+            raise ConfigError("CORS_ORIGINS cannot be * when cookies are sent: list the front ends' origins")
+        if not ORIGIN.fullmatch(origin):
+            raise ConfigError(f"CORS_ORIGINS must list each front end's origin exactly, as scheme://host[:port], "
+                              f"not {origin!r}: no pattern, no path")

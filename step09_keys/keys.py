@@ -8,6 +8,9 @@ The keys are PEM files in KEYS_DIR (default: the instance folder's keys/), one p
   of them can be valid any more: the longest token lifetime (a refresh token's) plus the leeway after that.
   Then it leaves the JWKS and is refused here too (by itself, at that time); `retire-keys` deletes its file.
 In development and tests the first key is made on first use. Production never makes one: it refuses to start.
+The folder is made readable by its owner only (0700), each key file too (0600). A file that is not a key stops
+production from starting; one that appears later (a copy under way, a stray file) is skipped with a warning,
+and the others keep signing. No key at all: login, the JWKS and every token check answer 503, never cached.
 """
 import os
 import secrets
@@ -19,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import click
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app, g, jsonify, request
@@ -26,6 +30,7 @@ from flask.cli import with_appcontext
 from flask_restful import Resource
 from jwt.algorithms import OKPAlgorithm
 from jwt.exceptions import InvalidAlgorithmError, InvalidTokenError
+from werkzeug.exceptions import ServiceUnavailable
 
 from .config import ConfigError
 
@@ -34,6 +39,15 @@ KID_TIME = "%Y%m%dT%H%M%S.%fZ"  # a kid: 20261201T224107.123456Z-3f9a (made, to 
 
 class UnknownKeyId(InvalidTokenError):
     """The token's kid names no key that verifies tokens now: none, made up, or retired (errors.py: 230)."""
+
+
+class KeysUnavailable(ServiceUnavailable):
+    """KEYS_DIR holds no usable key (gone, unreadable, broken files only): nothing can be signed or checked."""
+
+    description = "signing keys unavailable"
+
+    def get_headers(self, environ=None, scope=None):  # the envelope's headers (errors.Api): never kept by a cache
+        return [*super().get_headers(environ, scope), ("Cache-Control", "no-store")]
 
 
 @dataclass
@@ -63,7 +77,7 @@ def longest_lifetime(config):
 def new_key(folder):
     """Write a new private key file; return its kid. Nothing is overwritten, and no half-written file is read."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # at most 0700, whatever the umask: nobody else lists it
     kid = f"{datetime.now(timezone.utc).strftime(KID_TIME)}-{secrets.token_hex(2)}"
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -77,30 +91,54 @@ def new_key(folder):
 class KeyRing:
     """The keys in a folder, read again whenever the folder changes (a rotate-keys on this host)."""
 
-    def __init__(self, folder, lifetime, generate):
-        self.folder, self.lifetime, self.generate = Path(folder), lifetime, generate
+    def __init__(self, folder, lifetime, generate, logger):
+        self.folder, self.lifetime, self.generate, self.logger = Path(folder), lifetime, generate, logger
         self.lock = threading.Lock()
-        self.seen, self.all = None, []
+        self.seen, self.all, self.skipped = None, [], set()
 
-    def load(self):
-        """Every key in the folder, oldest first, with the time each retires."""
+    def load(self, strict=False):
+        """Every usable key in the folder, oldest first, with the time each retires. A file that is not a key is
+        refused (strict: production's start-up), else skipped with a warning, once."""
         with self.lock:
-            if self.generate and not list(self.folder.glob("*.pem")):
-                new_key(self.folder)  # first use in development
-            stamp = self.folder.stat().st_mtime_ns if self.folder.is_dir() else None
-            if stamp != self.seen:
-                self.all = [self.read(path) for path in sorted(self.folder.glob("*.pem"))]
-                for older, newer in zip(self.all, self.all[1:]):
+            try:
+                if self.generate and not list(self.folder.glob("*.pem")):
+                    new_key(self.folder)  # first use in development
+                stamp = self.folder.stat().st_mtime_ns if self.folder.is_dir() else None
+            except OSError as error:  # KEYS_DIR names a file, or a folder this user cannot write, or went just now
+                raise self.unavailable(error) from error
+            # A skipped file is read again each time: a copy finished in place does not change the folder's time.
+            if stamp != self.seen or self.skipped:
+                keys, skipped = [], set()
+                for path in sorted(self.folder.glob("*.pem")):
+                    try:
+                        keys.append(self.read(path))
+                    except ConfigError as error:
+                        if not path.exists():  # deleted since the folder was listed (retire-keys): nothing broken
+                            continue
+                        if strict:
+                            raise
+                        if path not in self.skipped:
+                            self.logger.warning("%s: skipped, the other keys sign and verify", error.message)
+                        skipped.add(path)
+                for older, newer in zip(keys, keys[1:]):
                     older.retires = newer.made + self.lifetime
-                self.seen = stamp
+                self.all, self.seen, self.skipped = keys, stamp, skipped
             return self.all
 
     def read(self, path):
         try:
             made = datetime.strptime(path.stem.split("-")[0], KID_TIME).replace(tzinfo=timezone.utc).timestamp()
-            return Key(path.stem, made, serialization.load_pem_private_key(path.read_bytes(), password=None))
-        except ValueError:
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(private, Ed25519PrivateKey):
+                raise TypeError("not an Ed25519 key")
+            return Key(path.stem, made, private)
+        except (ValueError, TypeError, OSError, UnsupportedAlgorithm):  # a name, text, key type, or file not a key's
             raise ConfigError(f"{path} is not a key made by rotate-keys (<time>-<id>.pem, an Ed25519 PEM)") from None
+
+    def unavailable(self, reason=None):
+        because = f": {reason}" if reason else ""
+        self.logger.warning("no signing key in %s (KEYS_DIR)%s: answering 503", self.folder, because)
+        return KeysUnavailable()
 
     def trusted(self):
         """The keys that verify tokens now: the signing key, and older ones not yet retired."""
@@ -110,11 +148,14 @@ class KeyRing:
     def signing_key(self):
         keys = self.load()
         if not keys:
-            raise RuntimeError(f"no signing key in {self.folder}")
+            raise self.unavailable()
         return keys[-1]
 
     def public_key(self, kid):
-        for key in self.trusted():
+        keys = self.trusted()
+        if not keys:  # the token may well be valid: 503, not a 401 that would send its user to log in again
+            raise self.unavailable()
+        for key in keys:
             if key.kid == kid:
                 return key.private.public_key()
         raise UnknownKeyId(f"no key {kid!r}")
@@ -124,8 +165,8 @@ def init_keys(app, jwt):
     """Sign with the newest key, put its kid in every token's header, check each token with the key it names."""
     folder = app.config["KEYS_DIR"] or os.path.join(app.instance_path, "keys")
     production = app.config["CONFIG_NAME"] == "production"
-    ring = KeyRing(folder, longest_lifetime(app.config), generate=not production)
-    if production and not ring.load():
+    ring = KeyRing(folder, longest_lifetime(app.config), generate=not production, logger=app.logger)
+    if production and not ring.load(strict=True):
         raise ConfigError(f"no signing key in {folder} (KEYS_DIR): make one with flask --app {__package__} rotate-keys "
                           "outside production, and give every host of this service the same folder")
     app.config["KEYS_DIR"] = folder
@@ -157,7 +198,11 @@ class JWKS(Resource):  # a Resource, so that a POST to it answers 405 in the env
 
 
 def jwks():
-    response = jsonify({"keys": [key.jwk() for key in current_app.extensions["keys"].trusted()]})
+    ring = current_app.extensions["keys"]
+    keys = ring.trusted()
+    if not keys:  # an empty set, kept max-age seconds by every verifier, would refuse every token there
+        raise ring.unavailable()
+    response = jsonify({"keys": [key.jwk() for key in keys]})
     # Verifiers may keep it JWKS_MAX_AGE seconds: a retired key is gone from their caches that long after.
     response.cache_control.public = True
     response.cache_control.max_age = current_app.config["JWKS_MAX_AGE"]

@@ -15,17 +15,18 @@ import os
 import threading
 import time
 
-from flask import Flask
+from flask import Flask, current_app
 from flask.helpers import get_debug_flag
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager, get_jwt_identity, jwt_required
 from flask_restful import Resource
 from jwt import PyJWKClient
-from jwt.exceptions import InvalidAlgorithmError, PyJWKClientError
+from jwt.exceptions import InvalidAlgorithmError, PyJWKClientError, PyJWTError
 from werkzeug.exceptions import ServiceUnavailable
 
 from .blocklist import init_blocklist
-from .config import AUDIENCES, CONFIGS, DEV_ORIGINS, ISSUER, ConfigError, choose_blocklist, env_seconds
+from .config import (AUDIENCES, CONFIGS, DEV_ORIGINS, ISSUER, ConfigError, check_cors_origins, choose_blocklist,
+                     env_seconds)
 from .errors import Api, register_key_errors, register_token_errors
 from .keys import UnknownKeyId
 
@@ -40,27 +41,41 @@ class KeySetUnavailable(ServiceUnavailable):
 
 
 class KeySetClient(PyJWKClient):
-    """PyJWT's JWKS client: it fetches the key set, keeps it JWKS_CACHE_SECONDS, and finds a key by kid.
+    """PyJWT's JWKS client fetches the key set; this class keeps it JWKS_CACHE_SECONDS, and finds a key by kid.
 
-    One change: a kid it does not know refetches the set (a rotation), at most once per JWKS_REFETCH_SECONDS,
-    so made-up kids cannot turn every request into a fetch. PyJWT's own cooldown counts every fetch, so a key
-    rotated just after a routine fetch would be refused for that long: here only these refetches count."""
+    Only a key set with a key this service can check with (EdDSA, a kid) is kept. Anything else — unreachable, no
+    answer within the timeout, an error status, not JSON, not a key set, no usable key — answers 503, and the next
+    request fetches again; a good set kept before stays. PyJWT's own cache would keep some of those for its lifespan.
+    A kid it does not know refetches the set (a rotation), at most once per JWKS_REFETCH_SECONDS, so made-up kids
+    cannot turn every request into a fetch. PyJWT's own cooldown counts every fetch, so a key rotated just after a
+    routine fetch would be refused for that long: here only these refetches count."""
 
-    def __init__(self, url, cache_seconds, refetch_seconds):
-        super().__init__(url, lifespan=cache_seconds, timeout=5, cooldown_duration=0)
-        self.refetch_seconds = refetch_seconds
+    def __init__(self, url, cache_seconds, refetch_seconds, timeout, algorithm):
+        super().__init__(url, cache_jwk_set=False, timeout=timeout, cooldown_duration=0)
+        self.cache_seconds, self.refetch_seconds, self.algorithm = cache_seconds, refetch_seconds, algorithm
+        self.kept = ([], float("-inf"))  # (the usable keys, until when), replaced as one
         self.last_refetch = float("-inf")
         self.refetch_lock = threading.Lock()
 
-    def public_key(self, kid):
+    def usable_keys(self):
         try:
-            key = self.match_kid(self.get_signing_keys(), kid)
-            with self.refetch_lock:
-                if key is None and time.monotonic() - self.last_refetch >= self.refetch_seconds:
-                    self.last_refetch = time.monotonic()
-                    key = self.match_kid(self.get_signing_keys(refresh=True), kid)
-        except PyJWKClientError as error:  # unreachable, not JSON, no signing key in it
+            keys = [key for key in self.get_signing_keys() if key.algorithm_name == self.algorithm]
+            if not keys:  # e.g. only RSA keys: none can check an EdDSA signature
+                raise PyJWKClientError(f"no {self.algorithm} key in the key set")
+        except (PyJWTError, ValueError, RecursionError, OSError) as error:  # PyJWT, JSON, UTF-8, the connection
+            current_app.logger.warning("key set unavailable from %s: %s", self.uri, error)
             raise KeySetUnavailable() from error
+        self.kept = (keys, time.monotonic() + self.cache_seconds)
+        return keys
+
+    def public_key(self, kid):
+        keys, until = self.kept
+        fetched = time.monotonic() >= until
+        key = self.match_kid(self.usable_keys() if fetched else keys, kid)
+        with self.refetch_lock:  # a set fetched just now is not fetched again
+            if key is None and not fetched and time.monotonic() - self.last_refetch >= self.refetch_seconds:
+                self.last_refetch = time.monotonic()
+                key = self.match_kid(self.usable_keys(), kid)
         if key is None:
             raise UnknownKeyId(f"no key {kid!r}")
         return key.key
@@ -84,6 +99,7 @@ class ReportsConfig:
         self.JWKS_URL = os.environ.get("JWKS_URL")  # unset: DEV_JWKS_URL, outside production
         self.JWKS_CACHE_SECONDS = env_seconds("JWKS_CACHE_SECONDS", 300).total_seconds()  # the login's JWKS_MAX_AGE
         self.JWKS_REFETCH_SECONDS = env_seconds("JWKS_REFETCH_SECONDS", 10, allow_zero=True).total_seconds()
+        self.JWKS_TIMEOUT_SECONDS = env_seconds("JWKS_TIMEOUT_SECONDS", 5).total_seconds()  # then 503, not a hung worker
         self.JWT_ALGORITHM = "EdDSA"
         self.JWT_DECODE_ISSUER = os.environ.get("JWT_ISSUER", ISSUER)
         self.JWT_DECODE_AUDIENCE = AUDIENCES[1]  # tokens meant for this service
@@ -100,6 +116,7 @@ class ReportsConfig:
 
 
 def check_reports_config(app):
+    check_cors_origins(app.config["CORS_ORIGINS"])  # credentials here too: the login's access cookie
     choose_blocklist(app)
     if app.config["CONFIG_NAME"] != "production":
         app.config["JWKS_URL"] = app.config["JWKS_URL"] or DEV_JWKS_URL
@@ -121,7 +138,8 @@ def create_app(test_config=None):
 
     CORS(app, supports_credentials=True)  # the front end's requests carry the access cookie
     jwt = JWTManager(app)
-    keys = KeySetClient(app.config["JWKS_URL"], app.config["JWKS_CACHE_SECONDS"], app.config["JWKS_REFETCH_SECONDS"])
+    keys = KeySetClient(app.config["JWKS_URL"], app.config["JWKS_CACHE_SECONDS"], app.config["JWKS_REFETCH_SECONDS"],
+                        app.config["JWKS_TIMEOUT_SECONDS"], app.config["JWT_ALGORITHM"])
 
     @jwt.decode_key_loader
     def public_key(jwt_header, jwt_payload):  # only kid and alg are read from the unverified header

@@ -96,8 +96,9 @@ def test_the_app_serves_its_document(client, document):
 
 
 @pytest.fixture
-def apps(make_app, models, closed_port):
-    """The step in production mode on a seeded database; the same with the database, and the blocklist, down."""
+def apps(make_app, models, closed_port, tmp_path):
+    """The step in production mode on a seeded database; the same with the database, the blocklist (and, step09 on,
+    the signing keys) down."""
     app = make_app(**PRODUCTION)
     with app.app_context():
         for name, active in ((INACTIVE, False), (GHOST, True)) + (((PLAIN, True),) if hasattr(models.User, "role") else ()):
@@ -108,6 +109,9 @@ def apps(make_app, models, closed_port):
             "blocklist down": make_app(**PRODUCTION, BLOCKLIST="redis", REDIS_URL=f"redis://127.0.0.1:{closed_port}/0")}
     if "LOGIN_LIMIT" in app.config:  # step08 on: one failed login allowed, the next answers 429
         made["login limited"] = make_app(**PRODUCTION, LOGIN_LIMIT="1 per hour")
+    if "keys" in app.extensions:  # step09 on: KEYS_DIR names a file, so no key can be read or made
+        (tmp_path / "not-a-folder").write_text("", encoding="utf-8")
+        made["keys down"] = make_app(**PRODUCTION, KEYS_DIR=str(tmp_path / "not-a-folder"))
     return made
 
 
@@ -188,7 +192,7 @@ def probes(document, headers):
             if "X-CSRF-TOKEN" in auth:
                 yield "up", method, path, url, {"headers": {"Cookie": auth["Cookie"]},
                                                 "data": {"csrf_token": auth["X-CSRF-TOKEN"]}}, "CSRF form field"
-        yield from ((down, method, path, url, {**sent, **first}, down) for down in ("database down", "blocklist down"))
+        yield from ((down, method, path, url, {**sent, **first}, down) for down in ("database down", "blocklist down", "keys down"))
         yield from (("up", method, path, other, {**sent, **first}, why) for why, other in other_urls)
         for attempt in ("first failure", "over the limit") if "429" in op["responses"] else ():  # 429 before the password
             yield "login limited", method, path, url, {"json": {"username": ADMIN["username"], "password": "no"}}, attempt
@@ -230,6 +234,8 @@ def answers(step, request, answers_by_step, models, document):
     apps, seen = request.getfixturevalue("apps"), {}  # the apps are made only where the probes are sent
     headers, rows = tokens(apps["up"], models), hasattr(models.User, "token_version") and accounts(apps["up"], models)
     for app_name, method, path, url, kwargs, why in probes(document, headers):
+        if app_name not in apps:  # keys down before step09
+            continue
         response = apps[app_name].test_client(use_cookies=False).open(url, method=method, **kwargs)  # no jar: our Cookies
         if rows and app_name == "up" and accounts(apps["up"], models) != rows:  # put back only if changed: commits cost
             with apps["up"].app_context():

@@ -312,6 +312,8 @@ def test_cors_with_credentials_only_for_the_listed_origins(make_app):
     ({"JWT_COOKIE_SECURE": "maybe"}, "JWT_COOKIE_SECURE must be true or false, not 'maybe'"),
     ({"FLASK_CONFIG": "production", "REDIS_URL": "redis://127.0.0.1:1/0", "JWT_COOKIE_CSRF_PROTECT": "false"},
      "JWT_COOKIE_CSRF_PROTECT must be on in production"),
+    ({"FLASK_CONFIG": "production", "REDIS_URL": "redis://127.0.0.1:1/0", "JWT_COOKIE_SECURE": "false"},
+     "JWT_COOKIE_SECURE must be on in production"),
 ])
 def test_cookie_settings_are_checked_at_start_up(step_package, monkeypatch, tmp_path, variables, message):
     monkeypatch.setenv("SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'env.sqlite'}")
@@ -319,4 +321,17 @@ def test_cookie_settings_are_checked_at_start_up(step_package, monkeypatch, tmp_
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(step_package.config.ConfigError, match=re.escape(message)):
+        step_package.create_app()
+
+
+# flask-cors reads an entry with * ? [ ( ^ $ or \ as a regular expression, matched at the start of the Origin only:
+# ".*" would echo back every origin, with credentials; "https://app\.example\.com" also https://app.example.com.evil.net.
+@pytest.mark.since("step07_cookies")
+@pytest.mark.parametrize("origins", [".*", "https?://.*", "http://.*", ".+", "http://localhost:8000, .*", r"https://app\.example\.com",
+                                     "null", "http://localhost:8000/", "localhost:8000"])
+def test_cors_origins_must_be_listed_exactly(step_package, monkeypatch, tmp_path, origins):
+    monkeypatch.setenv("SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    monkeypatch.setenv("JWT_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("CORS_ORIGINS", origins)
+    with pytest.raises(step_package.config.ConfigError, match=r"^CORS_ORIGINS must list each front end's origin exactly"):
         step_package.create_app()

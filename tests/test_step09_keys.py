@@ -12,6 +12,8 @@ import http.server
 import json
 import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from conftest import ADMIN, ROOT
@@ -154,6 +157,86 @@ def test_the_jwks_has_public_keys_only_with_cache_headers(login_app, keys_dir):
     assert again.status_code == 304
 
 
+def pem(private):
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows has no POSIX modes: the keys folder takes its parent's permissions")
+def test_the_keys_folder_and_files_are_private_whatever_the_umask(login_app, keys_dir):
+    umask = os.umask(0o000)  # every file and folder made now would be readable and writable by everyone
+    try:
+        token(login_app)  # the first key, and its folder, made on first use
+        cli(login_app, "rotate-keys")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700  # nobody else may list it, or place a key in it
+    assert [stat.S_IMODE(path.stat().st_mode) for path in keys_dir.glob("*.pem")] == [0o600, 0o600]
+
+
+def test_a_broken_key_file_is_skipped_with_a_warning_while_running(login_app, keys_dir, caplog):
+    client = login_app.test_client()
+    good = jwt.get_unverified_header(token(login_app))["kid"]
+    half = keys_dir / "29991231T000000.000000Z-0bad.pem"  # the newest name: it would sign, were it a key
+    half.write_bytes(pem(Ed25519PrivateKey.generate())[:40])  # a copy still under way
+    (keys_dir / "notes.pem").write_text("not a key", encoding="utf-8")  # a stray file
+    access = login_tokens(client.post("/login", json=ADMIN))[0]
+    assert jwt.get_unverified_header(access)["kid"] == good  # signed with the last good key
+    assert kids(client) == [good]
+    assert client.get("/users", headers=bearer(access)).status_code == 200
+    client.get("/.well-known/jwks.json")
+    said = [record.getMessage() for record in caplog.records if record.levelname == "WARNING" and ".pem" in record.getMessage()]
+    assert sorted(said) == sorted(set(said)) and len(said) == 2  # each file once, not at every request
+    assert any(str(half) in line for line in said) and any(str(keys_dir / "notes.pem") in line for line in said)
+    half.write_bytes(pem(Ed25519PrivateKey.generate()))  # the copy ends, in place: the folder itself is unchanged
+    assert jwt.get_unverified_header(token(login_app))["kid"] == half.stem
+
+
+@pytest.mark.parametrize("fault", ["not a key", "a stray name", "a folder"])
+def test_production_refuses_to_start_with_a_broken_key_file_in_one_line(step_package, keys_dir, monkeypatch, fault):
+    shutil.copytree(os.environ["KEYS_DIR"], keys_dir)  # the session's signing key, and next to it:
+    broken = keys_dir / ("notes.pem" if fault == "a stray name" else "29991231T000000.000000Z-0bad.pem")
+    if fault == "a folder":
+        broken.mkdir()
+    else:
+        broken.write_bytes(b"not a key" if fault == "not a key" else pem(Ed25519PrivateKey.generate()))
+    for name, value in {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": "x" * 32, "REDIS_URL": "redis://127.0.0.1:1/0",
+                        "KEYS_DIR": str(keys_dir)}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(step_package.config.ConfigError, match=f"^{re.escape(str(broken))} is not a key made by rotate-keys") as refused:
+        step_package.create_app()
+    assert "\n" not in refused.value.message
+
+
+def test_login_and_the_jwks_answer_503_when_no_key_can_be_made(make_app, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("KEYS_DIR names a file, not a folder", encoding="utf-8")
+    client = make_app(KEYS_DIR=str(blocked)).test_client()
+    unavailable = (503, {"code": 503, "message": "signing keys unavailable"})
+    assert answer(client.post("/login", json=ADMIN)) == unavailable
+    response = client.get("/.well-known/jwks.json")
+    assert answer(response) == unavailable and response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.needs("redis")
+def test_production_without_its_keys_folder_answers_503_not_an_empty_key_set(make_app, keys_dir, monkeypatch, redis_blocklist):
+    monkeypatch.setenv("FLASK_CONFIG", "production")
+    shutil.copytree(os.environ["KEYS_DIR"], keys_dir)
+    app = make_app(KEYS_DIR=str(keys_dir), **redis_blocklist.config)
+    client = app.test_client()
+    valid = token(app)
+    assert client.get("/.well-known/jwks.json").status_code == 200
+    shutil.move(keys_dir, keys_dir.with_name("away"))  # the folder is gone (an unmounted volume, a bad deploy)
+    unavailable = (503, {"code": 503, "message": "signing keys unavailable"})
+    response = client.get("/.well-known/jwks.json")
+    assert answer(response) == unavailable  # not {"keys": []}, which every verifier would keep for max-age
+    assert response.headers["Cache-Control"] == "no-store"
+    assert answer(client.post("/login", json=ADMIN)) == unavailable
+    assert answer(client.get("/users", headers=bearer(valid))) == unavailable  # the token may be fine: not a 401
+    shutil.move(keys_dir.with_name("away"), keys_dir)  # back: served again, nothing was kept
+    assert client.get("/.well-known/jwks.json").status_code == 200
+    assert client.get("/users", headers=bearer(valid)).status_code == 200
+
+
 # Rotation --------------------------------------------------------------------------------------------------
 
 
@@ -257,6 +340,97 @@ def test_reports_fails_closed_when_the_jwks_cannot_be_fetched(login_app, step_pa
     app = reports.create_app({"TESTING": True, "JWKS_URL": f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"})
     response = app.test_client().get("/reports", headers=bearer(token(login_app)))
     assert answer(response) == (503, {"code": 503, "message": "key set unavailable"})
+
+
+@pytest.fixture
+def jwks_server():
+    """A JWKS_URL that answers what the test sets: .answer = (status, content type, body); None: no answer at all."""
+    released = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.server.answer is None:
+                released.wait(60)  # hangs until the test ends; the client gives up first (its timeout)
+                return
+            status, content_type, body = self.server.answer
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads, server.block_on_close, server.answer = True, False, None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.url = f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
+    yield server
+    released.set()
+    server.shutdown()
+    server.server_close()
+
+
+def as_json(value, status=200):
+    return status, "application/json", json.dumps(value).encode()
+
+
+def key_set_faults(kid):
+    """What a JWKS_URL can answer that holds no key to check a token with: {name: answer, or None for none}."""
+    ours = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate().public_key()))
+    rsa = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(generate_private_key(65537, 2048).public_key()))
+    return {
+        "an empty key set (a login service without its keys, before this step's fix)": as_json({"keys": []}),
+        "no keys member": as_json({}),
+        "keys not a list": as_json({"keys": {**ours, "kid": kid}}),
+        "a JSON list": as_json([{**ours, "kid": kid}]),
+        "an HTML page (a proxy's error page, with status 200)": (200, "text/html", b"<html><body>Bad gateway</body></html>"),
+        "not UTF-8": (200, "application/json", b"\xff\xfe{"),
+        "a key that cannot be read": as_json({"keys": [{**ours, "kid": kid, "x": "not base64url!"}]}),
+        "a key of another algorithm (RSA)": as_json({"keys": [{**rsa, "kid": kid, "use": "sig"}]}),
+        "a key without a kid": as_json({"keys": [ours]}),
+        "an error status": as_json({"code": 503, "message": "down"}, status=503),
+        "no answer (a timeout)": None,
+    }
+
+
+@pytest.mark.parametrize("fault", list(key_set_faults("kid")))
+def test_reports_answers_503_for_a_key_set_it_cannot_use_and_fetches_it_again(login_app, step_package, jwks_server, fault, caplog):
+    import importlib
+
+    reports = importlib.import_module(step_package.__name__ + ".reports")
+    valid = token(login_app)
+    jwks_server.answer = key_set_faults(jwt.get_unverified_header(valid)["kid"])[fault]
+    client = reports.create_app({"TESTING": True, "JWKS_URL": jwks_server.url, "JWKS_TIMEOUT_SECONDS": 0.5}).test_client()
+    assert answer(client.get("/reports", headers=bearer(valid))) == (503, {"code": 503, "message": "key set unavailable"})
+    assert f"key set unavailable from {jwks_server.url}" in caplog.text  # and the log says why
+    jwks_server.answer = (200, "application/json", login_app.test_client().get("/.well-known/jwks.json").get_data())
+    assert client.get("/reports", headers=bearer(valid)).status_code == 200  # the failure was not kept: fetched again
+
+
+def test_a_key_set_that_breaks_later_does_not_replace_the_good_one(login_app, step_package, jwks_server):
+    import importlib
+
+    reports = importlib.import_module(step_package.__name__ + ".reports")
+    valid = token(login_app)
+    jwks_server.answer = (200, "application/json", login_app.test_client().get("/.well-known/jwks.json").get_data())
+    client = reports.create_app({"TESTING": True, "JWKS_URL": jwks_server.url, "JWKS_REFETCH_SECONDS": 0}).test_client()
+    assert client.get("/reports", headers=bearer(valid)).status_code == 200
+    jwks_server.answer = as_json({"keys": []})  # broken from now on
+    unknown = jwt.encode(claims_of(valid), Ed25519PrivateKey.generate(), "EdDSA", headers={"kid": "20991231T000000.000000Z-ffff"})
+    assert answer(client.get("/reports", headers=bearer(unknown))) == (503, {"code": 503, "message": "key set unavailable"})
+    assert client.get("/reports", headers=bearer(valid)).status_code == 200  # the key set fetched before still checks
+
+
+@pytest.mark.parametrize("origins", ["*", ".*", "https?://.*", ".+", "http://localhost:8000, .*", "null"])
+def test_reports_refuses_cors_origins_that_are_not_listed_exactly(step_package, monkeypatch, origins):
+    import importlib
+
+    reports = importlib.import_module(step_package.__name__ + ".reports")
+    monkeypatch.setenv("CORS_ORIGINS", origins)  # reports sends CORS with credentials too: the access cookie
+    with pytest.raises(step_package.config.ConfigError, match="^CORS_ORIGINS (cannot be|must list)"):
+        reports.create_app({"TESTING": True, "JWKS_URL": "http://127.0.0.1:1/.well-known/jwks.json"})
 
 
 @pytest.mark.needs("redis")
