@@ -1,9 +1,12 @@
 import functools
+import os
 
 import click
 from flask.cli import with_appcontext
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .errors import TokenEnded
@@ -58,6 +61,51 @@ def load_user(jwt_header, jwt_payload):
     if user is not None and jwt_payload.get("token_version", 0) != user.token_version:
         raise TokenEnded()  # made before the user's last password change: 223, on every worker and host
     return user
+
+
+def init_database(app):
+    """db.init_app(app), with each driver's timeouts (DATABASE_TIMEOUT): a database that stops answering is an
+    OperationalError, so a 503, within seconds, instead of a request that waits until the server kills it."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    seconds = int(app.config["DATABASE_TIMEOUT"].total_seconds())
+    timeouts = {
+        "sqlite": {"timeout": seconds},  # how long to wait for another connection's write lock
+        "mysql": {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds},
+        # libpq has no read timeout: the server ends a slow statement, tcp_user_timeout a connection to a vanished host
+        "postgresql": {"connect_timeout": seconds, "options": f"-c statement_timeout={seconds * 1000}",
+                       "tcp_user_timeout": seconds * 1000},
+    }.get(url.get_backend_name(), {})
+    options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {})
+    connect_args = {**{k: v for k, v in timeouts.items() if k not in url.query}, **options.get("connect_args", {})}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, "connect_args": connect_args}  # the URL's own settings win
+    db.init_app(app)
+    if url.get_backend_name() == "sqlite":
+        with app.app_context():
+            reopen_a_replaced_file(db.engine)
+
+
+def reopen_a_replaced_file(engine):
+    """A SQLite file replaced while the app runs (a backup moved in) is opened again: a pooled connection would
+    go on reading the removed file, and pool_pre_ping cannot tell, since that file still answers."""
+    path = engine.url.database
+    if not path or path == ":memory:" or engine.url.query.get("uri"):
+        return
+
+    def file_id():  # the same path, another file: another inode (or device)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    @event.listens_for(engine, "connect")
+    def remember_the_file(dbapi_connection, record):
+        record.info["file"] = file_id()
+
+    @event.listens_for(engine, "checkout")
+    def check_the_file(dbapi_connection, record, proxy):
+        if record.info.get("file") != file_id():
+            raise DisconnectionError("the database file was replaced")  # the pool opens a new connection instead
 
 
 @functools.cache

@@ -1,7 +1,8 @@
 """A TCP forwarder on 127.0.0.1 whose connections a test can really cut, then let through again.
 
 The app reaches its database (or Redis) through it. cut() closes every open connection and stops listening, so new
-ones are refused, as when the server goes away; restore() listens again on the same port, as a restarted server would.
+ones are refused, as when the server goes away; restore() listens again on the same port, as a restarted server would;
+hang() is a server that stops answering: open connections dropped, new ones accepted and never answered.
 """
 import contextlib
 import socket
@@ -18,7 +19,12 @@ class TcpProxy:
         self.target, self.connections, self.lock, self.port = (host, port), [], threading.Lock(), 0
         self.restore()
 
-    def restore(self):
+    def hang(self):
+        self.cut()
+        self.restore(hanging=True)
+
+    def restore(self, hanging=False):
+        self.hanging = hanging
         self.listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR: the same port again
         self.port = self.listener.getsockname()[1]
         self.listener.settimeout(0.1)
@@ -33,6 +39,10 @@ class TcpProxy:
                 continue
             except OSError:  # closed by cut()
                 return
+            if self.hanging:  # accepted (as a listening server's kernel does), never answered
+                with self.lock:
+                    self.connections.append(client)
+                continue
             upstream = socket.create_connection(self.target)
             with self.lock:
                 self.connections += [client, upstream]
