@@ -1,5 +1,7 @@
 import functools
 import os
+import re
+import unicodedata
 
 import click
 from flask.cli import with_appcontext
@@ -15,6 +17,28 @@ db = SQLAlchemy()
 
 ADMIN_USERNAME = "admin@gmail.com"  # the article's user
 ADMIN_PASSWORD = "123456"
+
+
+LOOK_ALIKE_SCRIPTS = {"CYRILLIC", "GREEK"}  # letters drawn like Latin ones: Cyrillic а, Greek ο
+
+
+def normalize_username(username):
+    """The one spelling a username is stored and looked up in: NFKC (full-width ａ is a), without the spaces
+    around it, case-folded (ADMIN is admin). The unique index then refuses every other spelling."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+def username_problem(username):
+    """Why this normalised username cannot be a new account's ("must not ..."), or None."""
+    if not username:
+        return "must not be empty"
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in username):  # a zero-width space, an RTL override
+        return "must not contain control or invisible characters"
+    for part in re.split(r"[@.]", username):  # as browsers check a domain name: label by label
+        scripts = {unicodedata.name(c, "?").split()[0] for c in part if c.isalpha()}
+        if "LATIN" in scripts and scripts & LOOK_ALIKE_SCRIPTS:
+            return "must not mix Latin letters with Cyrillic or Greek ones"
+    return None
 ROLES = ("user", "admin")
 
 
@@ -30,7 +54,7 @@ class User(db.Model):
     token_version = db.Column(db.Integer, default=0, nullable=False)
 
     def __init__(self, username, password, active=True, role="user"):
-        self.username = username
+        self.username = normalize_username(username)
         self.password = generate_password_hash(password)  # salted and slow; never the password itself
         self.active = active  # the article wrote True here, whatever was asked
         self.role = role
@@ -42,7 +66,10 @@ class User(db.Model):
     @classmethod
     def authenticate(cls, username, password):
         """Return (user exists, password correct, user), like the article's helper."""
-        user = db.session.execute(db.select(cls).filter_by(username=username)).scalar_one_or_none()
+        username = normalize_username(username)
+        # A name create-user refuses is nobody's, also where a collation would match it (MySQL ignores U+200B).
+        user = None if username_problem(username) else \
+            db.session.execute(db.select(cls).filter_by(username=username)).scalar_one_or_none()
         if user is None:
             check_password_hash(dummy_hash(), password)  # as slow as for a real user: timing tells nothing
             return False, False, None
@@ -137,6 +164,9 @@ def create_user_command(username, password, role):
     """Add a user, e.g. one per learner of a class. Refuses a username that exists."""
     if not password:
         raise click.ClickException("The password must not be empty.")
+    username = normalize_username(username)
+    if problem := username_problem(username):
+        raise click.ClickException(f"A username {problem}.")
     if len(username) > User.username.type.length:
         raise click.ClickException(f"A username has at most {User.username.type.length} characters.")
     db.session.add(User(username, password, role=role))

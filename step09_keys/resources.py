@@ -12,7 +12,7 @@ from .accounts import account_claims, admin_required
 from .blocklist import revoke_token
 from .cookies import csrf_tokens_for_body, set_login_cookies, unset_all_cookies
 from .limits import login_attempts
-from .models import ROLES, User, db
+from .models import ROLES, User, db, normalize_username, username_problem
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}  # RFC 9110: a 401 names the scheme that works here (the token login gives)
 
@@ -123,11 +123,13 @@ class Users(Resource):
     def post(self):
         """Create a user: {"username", "password", "role"} (role: user, the default, or admin)."""
         body = json_object()
-        username = text_field(body, "username", "用户名不能为空")
+        username = normalize_username(text_field(body, "username", "用户名不能为空"))
         password = text_field(body, "password", "密码不能为空")
         role = body.get("role", "user")
         if role not in ROLES:
             abort(400, message="role must be user or admin")
+        if problem := username_problem(username):
+            abort(400, message=f"username {problem}")
         if len(username) > User.username.type.length:
             abort(400, message=f"a username has at most {User.username.type.length} characters")
         user = User(username, password, role=role)
