@@ -2,7 +2,8 @@
 
 The app reaches its database (or Redis) through it. cut() closes every open connection and stops listening, so new
 ones are refused, as when the server goes away; restore() listens again on the same port, as a restarted server would;
-hang() is a server that stops answering: open connections dropped, new ones accepted and never answered.
+hang() is a server that stops answering: open connections dropped (or kept, silent), new ones accepted and never
+answered.
 """
 import contextlib
 import socket
@@ -19,9 +20,11 @@ class TcpProxy:
         self.target, self.connections, self.lock, self.port = (host, port), [], threading.Lock(), 0
         self.restore()
 
-    def hang(self):
-        self.cut()
-        self.restore(hanging=True)
+    def hang(self, drop_open=True):
+        if drop_open:
+            self.cut()
+            self.restore(hanging=True)
+        self.hanging = True  # open connections, if kept, forward nothing more
 
     def restore(self, hanging=False):
         self.hanging = hanging
@@ -49,11 +52,11 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(source, sink):
+    def _pump(self, source, sink):
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.hanging:
+                    sink.sendall(data)
         _shut(source)
         _shut(sink)
 
