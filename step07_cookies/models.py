@@ -27,11 +27,11 @@ def normalize_username(username):
 
 
 def username_problem(username):
-    """Why this normalised username cannot be a new account's ("must not ..."), or None."""
-    if not username:
-        return "must not be empty"
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in username):  # a zero-width space, an RTL override
+    """Why this username, as given, cannot be a new account's ("must not ..."), or None."""
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in username):  # a zero-width space, an RTL override, a tab
         return "must not contain control or invisible characters"
+    if not (username := normalize_username(username)):
+        return "must not be empty"
     for part in re.split(r"[@.]", username):  # as browsers check a domain name: label by label
         scripts = {unicodedata.name(c, "?").split()[0] for c in part if c.isalpha()}
         if "LATIN" in scripts and scripts & LOOK_ALIKE_SCRIPTS:
@@ -54,10 +54,9 @@ class User(db.Model):
     @classmethod
     def authenticate(cls, username, password):
         """Return (user exists, password correct, user), like the article's helper."""
-        username = normalize_username(username)
         # A name create-user refuses is nobody's, also where a collation would match it (MySQL ignores U+200B).
-        user = None if username_problem(username) else \
-            db.session.execute(db.select(cls).filter_by(username=username)).scalar_one_or_none()
+        user = None if username_problem(username) else db.session.execute(
+            db.select(cls).filter_by(username=normalize_username(username))).scalar_one_or_none()
         if user is None:
             check_password_hash(dummy_hash(), password)  # as slow as for a real user: timing tells nothing
             return False, False, None
@@ -148,9 +147,9 @@ def create_user_command(username, password):
     """Add a user, e.g. one per learner of a class. Refuses a username that exists."""
     if not password:
         raise click.ClickException("The password must not be empty.")
-    username = normalize_username(username)
     if problem := username_problem(username):
         raise click.ClickException(f"A username {problem}.")
+    username = normalize_username(username)
     if len(username) > User.username.type.length:
         raise click.ClickException(f"A username has at most {User.username.type.length} characters.")
     db.session.add(User(username, password))

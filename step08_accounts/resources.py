@@ -123,14 +123,14 @@ class Users(Resource):
     def post(self):
         """Create a user: {"username", "password", "role"} (role: user, the default, or admin)."""
         body = json_object()
-        username = normalize_username(text_field(body, "username", "用户名不能为空"))
+        username = text_field(body, "username", "用户名不能为空")
         password = text_field(body, "password", "密码不能为空")
         role = body.get("role", "user")
         if role not in ROLES:
             abort(400, message="role must be user or admin")
         if problem := username_problem(username):
             abort(400, message=f"username {problem}")
-        if len(username) > User.username.type.length:
+        if max(len(username), len(normalize_username(username))) > User.username.type.length:
             abort(400, message=f"a username has at most {User.username.type.length} characters")
         user = User(username, password, role=role)
         db.session.add(user)

@@ -198,7 +198,7 @@ LOOK_ALIKES = [  # (username, what create-user answers)
     ("ADMIN@gmail.com", EXISTS),
     ("Admin@Gmail.COM", EXISTS),
     (" admin@gmail.com", EXISTS),
-    ("admin@gmail.com\t", EXISTS),
+    ("admin@gmail.com\t", INVISIBLE),  # a tab is a control character, around the name too
     ("ａｄｍｉｎ@gmail.com", EXISTS),  # full-width letters
     ("ＡＤＭＩＮ＠ｇｍａｉｌ．ｃｏｍ", EXISTS),  # full-width all through
     ("admin\u200b@gmail.com", INVISIBLE),  # a zero-width space
