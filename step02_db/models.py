@@ -1,4 +1,6 @@
 import functools
+import re
+import unicodedata
 
 import click
 from flask.cli import with_appcontext
@@ -12,6 +14,28 @@ ADMIN_USERNAME = "admin@gmail.com"  # the article's user
 ADMIN_PASSWORD = "123456"
 
 
+LOOK_ALIKE_SCRIPTS = {"CYRILLIC", "GREEK"}  # letters drawn like Latin ones: Cyrillic а, Greek ο
+
+
+def normalize_username(username):
+    """The one spelling a username is stored and looked up in: NFKC (full-width ａ is a), without the spaces
+    around it, case-folded (ADMIN is admin). The unique index then refuses every other spelling."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+def username_problem(username):
+    """Why this username, as given, cannot be a new account's ("must not ..."), or None."""
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in username):  # a zero-width space, an RTL override, a tab
+        return "must not contain control or invisible characters"
+    if not (username := normalize_username(username)):
+        return "must not be empty"
+    for part in re.split(r"[@.]", username):  # as browsers check a domain name: label by label
+        scripts = {unicodedata.name(c, "?").split()[0] for c in part if c.isalpha()}
+        if "LATIN" in scripts and scripts & LOOK_ALIKE_SCRIPTS:
+            return "must not mix Latin letters with Cyrillic or Greek ones"
+    return None
+
+
 class User(db.Model):
     id = db.Column(db.Integer, primary_key=True, autoincrement=True)
     username = db.Column(db.String(45), nullable=False, unique=True)
@@ -20,14 +44,16 @@ class User(db.Model):
     active = db.Column(db.Boolean, default=True, nullable=False)
 
     def __init__(self, username, password, active=True):
-        self.username = username
+        self.username = normalize_username(username)
         self.password = generate_password_hash(password)  # salted and slow; never the password itself
         self.active = active  # the article wrote True here, whatever was asked
 
     @classmethod
     def authenticate(cls, username, password):
         """Return (user exists, password correct, user), like the article's helper."""
-        user = db.session.execute(db.select(cls).filter_by(username=username)).scalar_one_or_none()
+        # A name create-user refuses is nobody's, also where a collation would match it (MySQL ignores U+200B).
+        user = None if username_problem(username) else db.session.execute(
+            db.select(cls).filter_by(username=normalize_username(username))).scalar_one_or_none()
         if user is None:
             check_password_hash(dummy_hash(), password)  # as slow as for a real user: timing tells nothing
             return False, False, None
@@ -66,6 +92,9 @@ def create_user_command(username, password):
     """Add a user, e.g. one per learner of a class. Refuses a username that exists."""
     if not password:
         raise click.ClickException("The password must not be empty.")
+    if problem := username_problem(username):
+        raise click.ClickException(f"A username {problem}.")
+    username = normalize_username(username)
     if len(username) > User.username.type.length:
         raise click.ClickException(f"A username has at most {User.username.type.length} characters.")
     db.session.add(User(username, password))

@@ -6,7 +6,7 @@ from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 
 from .errors import Api, register_token_errors
-from .models import create_user_command, db, init_db_command, load_user
+from .models import create_user_command, init_database, init_db_command, load_user
 from .resources import Hello, Login, OpenAPI, Users
 
 
@@ -17,6 +17,7 @@ def create_app(test_config=None):
         # A relative SQLite path lands in the instance/ folder (Flask-SQLAlchemy 3): instance/<step>.sqlite
         SQLALCHEMY_DATABASE_URI=f"sqlite:///{__name__}.sqlite",
         SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},  # a pooled connection the server dropped is replaced
+        DATABASE_TIMEOUT=timedelta(seconds=5),  # a database that stops answering: a 503 after this, not a hang
         MAX_CONTENT_LENGTH=16 * 1024,  # a login is tiny: refuse megabytes (413) before reading them
         JWT_SECRET_KEY="dev-only-key-change-me-it-must-be-32-bytes-or-more",  # Change this!
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=15),  # the article used 3600 seconds
@@ -26,7 +27,7 @@ def create_app(test_config=None):
 
     # The article's front end is served from another origin; it may read these two headers of an answer.
     CORS(app, expose_headers=["WWW-Authenticate", "Retry-After"])
-    db.init_app(app)
+    init_database(app)  # db.init_app, with timeouts; a replaced SQLite file is reopened
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     jwt.user_lookup_loader(load_user)  # a token dies with its user: deleted or made inactive
     register_token_errors(app, jwt)

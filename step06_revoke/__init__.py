@@ -6,7 +6,7 @@ from flask_jwt_extended import JWTManager
 from .blocklist import init_blocklist
 from .config import check_config, load_config
 from .errors import Api, register_token_errors
-from .models import create_user_command, db, init_db_command, load_user
+from .models import create_user_command, init_database, init_db_command, load_user
 from .resources import Hello, Login, Logout, OpenAPI, Refresh, Users
 
 
@@ -19,7 +19,7 @@ def create_app(test_config=None):
 
     # The article's front end is served from another origin; it may read these two headers of an answer.
     CORS(app, expose_headers=["WWW-Authenticate", "Retry-After"])
-    db.init_app(app)
+    init_database(app)  # db.init_app, with timeouts; a replaced SQLite file is reopened
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     jwt.user_lookup_loader(load_user)  # a token dies with its user: deleted or made inactive
     init_blocklist(app, jwt)  # ... or when it is revoked: every token is looked up in the blocklist

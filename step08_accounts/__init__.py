@@ -9,7 +9,7 @@ from .config import check_config, load_config
 from .cookies import init_cookies
 from .errors import Api, register_token_errors
 from .limits import init_login_limits
-from .models import create_user_command, db, init_db_command, load_user
+from .models import create_user_command, init_database, init_db_command, load_user
 from .resources import FreshLogin, Hello, Login, Logout, OpenAPI, Password, Refresh, UserAdmin, Users
 
 
@@ -22,7 +22,7 @@ def create_app(test_config=None):
 
     # Cookies need credentials, so only CORS_ORIGINS, never "*"; a front end may read these three headers.
     CORS(app, supports_credentials=True, expose_headers=["X-CSRF-TOKEN", "WWW-Authenticate", "Retry-After"])
-    db.init_app(app)
+    init_database(app)  # db.init_app, with timeouts; a replaced SQLite file is reopened
     jwt = JWTManager(app)  # signs and checks tokens with JWT_SECRET_KEY (HS256)
     jwt.user_lookup_loader(load_user)  # a token dies with its user: deleted, made inactive, or its password changed
     init_blocklist(app, jwt)  # ... or when it is revoked: every token is looked up in the blocklist

@@ -76,6 +76,7 @@ class Config:
         # Default: a SQLite file in the instance/ folder, as in the earlier steps.
         self.SQLALCHEMY_DATABASE_URI = os.environ.get("SQLALCHEMY_DATABASE_URI", f"sqlite:///{__package__}.sqlite")
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}  # a pooled connection the server dropped is replaced
+        self.DATABASE_TIMEOUT = env_seconds("DATABASE_TIMEOUT", 5)  # a database that stops answering: 503 after this
         # Bug 3: the article's fallback 'jwt-key' is 7 bytes; HS256 needs 32 or more (RFC 7518 §3.2).
         self.JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY", DEV_SECRET_KEY)
         self.JWT_ACCESS_TOKEN_EXPIRES = env_seconds("JWT_ACCESS_TOKEN_EXPIRES", 15 * 60)

@@ -12,7 +12,7 @@ from .accounts import account_claims, admin_required
 from .blocklist import revoke_token
 from .cookies import csrf_tokens_for_body, set_login_cookies, unset_all_cookies
 from .limits import login_attempts
-from .models import ROLES, User, db
+from .models import ROLES, User, db, normalize_username, username_problem
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}  # RFC 9110: a 401 names the scheme that works here (the token login gives)
 
@@ -128,7 +128,9 @@ class Users(Resource):
         role = body.get("role", "user")
         if role not in ROLES:
             abort(400, message="role must be user or admin")
-        if len(username) > User.username.type.length:
+        if problem := username_problem(username):
+            abort(400, message=f"username {problem}")
+        if max(len(username), len(normalize_username(username))) > User.username.type.length:
             abort(400, message=f"a username has at most {User.username.type.length} characters")
         user = User(username, password, role=role)
         db.session.add(user)

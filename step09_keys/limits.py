@@ -14,6 +14,7 @@ from flask_limiter.errors import RateLimitExceeded
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .errors import TooManyAttempts
+from .models import normalize_username
 
 
 def client_address():
@@ -22,7 +23,8 @@ def client_address():
 
 
 def username_and_address():
-    return f"{client_address()}/{request.get_json()['username']}"  # the body was checked before the limit
+    # The body was checked before the limit; ADMIN@gmail.com counts as admin@gmail.com, as login finds it.
+    return f"{client_address()}/{normalize_username(request.get_json()['username'])}"
 
 
 def failed(response):

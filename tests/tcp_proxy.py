@@ -1,7 +1,9 @@
 """A TCP forwarder on 127.0.0.1 whose connections a test can really cut, then let through again.
 
 The app reaches its database (or Redis) through it. cut() closes every open connection and stops listening, so new
-ones are refused, as when the server goes away; restore() listens again on the same port, as a restarted server would.
+ones are refused, as when the server goes away; restore() listens again on the same port, as a restarted server would;
+hang() is a server that stops answering: open connections dropped (or kept, silent), new ones accepted and never
+answered.
 """
 import contextlib
 import socket
@@ -18,7 +20,14 @@ class TcpProxy:
         self.target, self.connections, self.lock, self.port = (host, port), [], threading.Lock(), 0
         self.restore()
 
-    def restore(self):
+    def hang(self, drop_open=True):
+        if drop_open:
+            self.cut()
+            self.restore(hanging=True)
+        self.hanging = True  # open connections, if kept, forward nothing more
+
+    def restore(self, hanging=False):
+        self.hanging = hanging
         self.listener = socket.create_server(("127.0.0.1", self.port))  # SO_REUSEADDR: the same port again
         self.port = self.listener.getsockname()[1]
         self.listener.settimeout(0.1)
@@ -33,17 +42,21 @@ class TcpProxy:
                 continue
             except OSError:  # closed by cut()
                 return
+            if self.hanging:  # accepted (as a listening server's kernel does), never answered
+                with self.lock:
+                    self.connections.append(client)
+                continue
             upstream = socket.create_connection(self.target)
             with self.lock:
                 self.connections += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(source, sink):
+    def _pump(self, source, sink):
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.hanging:
+                    sink.sendall(data)
         _shut(source)
         _shut(sink)
 

@@ -189,14 +189,46 @@ def test_create_user_refuses_with_a_clear_message(app, models, runner, username,
     assert_create_user_refused(app, models, runner, username, password, message)
 
 
+# One spelling per username: look-alikes of admin@gmail.com ------------------------------------------
+
+EXISTS = "User admin@gmail.com already exists: nothing was changed."  # the same name, spelled otherwise
+INVISIBLE = "A username must not contain control or invisible characters."
+MIXED = "A username must not mix Latin letters with Cyrillic or Greek ones."
+LOOK_ALIKES = [  # (username, what create-user answers)
+    ("ADMIN@gmail.com", EXISTS),
+    ("Admin@Gmail.COM", EXISTS),
+    (" admin@gmail.com", EXISTS),
+    ("admin@gmail.com\t", INVISIBLE),  # a tab is a control character, around the name too
+    ("ａｄｍｉｎ@gmail.com", EXISTS),  # full-width letters
+    ("ＡＤＭＩＮ＠ｇｍａｉｌ．ｃｏｍ", EXISTS),  # full-width all through
+    ("admin\u200b@gmail.com", INVISIBLE),  # a zero-width space
+    ("\u202eadmin@gmail.com", INVISIBLE),  # a right-to-left override
+    ("\ufeffadmin@gmail.com", INVISIBLE),  # a byte order mark
+    ("ad\u0000min@gmail.com", INVISIBLE),
+    ("\u0430dmin@gmail.com", MIXED),  # a Cyrillic а
+    ("admin@gm\u0430il.com", MIXED),
+    ("\u0391DMIN@gmail.com", MIXED),  # a Greek Α
+]
+
+
 @pytest.mark.since("step02_db")
 @pytest.mark.databases
-def test_username_comparison_depends_on_the_database(client, database):
-    """MySQL/MariaDB's default collation ignores case, trailing spaces and full-width forms: these log in
-    as admin@gmail.com there, and nowhere else."""
-    for username in ["Admin@Gmail.com", "admin@gmail.com ", "ＡＤＭＩＮ@gmail.com"]:  # logins change nothing: one database
-        response = client.post("/login", json={"username": username, "password": "123456"})
-        assert response.status_code == (200 if database == "mysql" else 401), username
+@pytest.mark.parametrize("username, refusal", LOOK_ALIKES, ids=[ascii(u) for u, _ in LOOK_ALIKES])
+def test_a_look_alike_of_a_username_is_refused_on_every_database(app, models, runner, client, username, refusal):
+    """Stored normalised, so the unique index refuses every spelling of one name, on SQLite as on MariaDB and
+    PostgreSQL; the same name spelled otherwise logs in as that user, a refused one is nobody."""
+    assert_create_user_refused(app, models, runner, username, "x", refusal)
+    response = client.post("/login", json={"username": username, "password": ADMIN["password"]})
+    assert (response.status_code == 200) == (refusal == EXISTS)
+
+
+@pytest.mark.since("step02_db")
+@pytest.mark.databases
+def test_a_username_is_stored_as_its_one_spelling(client, runner):
+    result = runner.invoke(args=["create-user", " Learner@Example.COM ", "--password", "pw"])
+    assert (result.exit_code, result.output) == (0, "Created user learner@example.com.\n")
+    assert client.post("/login", json={"username": "learner@example.com", "password": "pw"}).status_code == 200
+    assert client.post("/login", json={"username": "ＬＥＡＲＮＥＲ@example.com", "password": "pw"}).status_code == 200
 
 
 # The article's `active` column, and what login tells about accounts --------------------------------

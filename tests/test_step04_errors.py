@@ -1,11 +1,16 @@
 """step04_errors: token errors reach their handlers with or without debug; every error in the envelope."""
+import contextlib
+import os
 import shutil
+import sqlite3
+import threading
 from datetime import timedelta
 
 import jwt
 import pytest
 from flask import jsonify
 from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from conftest import ADMIN, another_key, config_for, sign_as
@@ -256,6 +261,106 @@ def test_database_connection_cut_answers_503_then_recovers_without_restart(make_
             assert users()[0] == 200  # ... and then SQLAlchemy has replaced it
     finally:
         proxy.close()
+
+
+
+def holding(seconds, action):
+    """A timer that does `action` after `seconds` and remembers it did: so that a copy without the step's timeouts
+    fails the test instead of hanging it, and the test can tell its own rescue from the app's answer."""
+    timer = threading.Timer(seconds, lambda: (action(), done.set()))
+    done = threading.Event()
+    timer.daemon = True
+    timer.start()
+    return timer, done
+
+
+SHORT = {"DATABASE_TIMEOUT": timedelta(seconds=2)}  # libpq's connect_timeout is 2 s at least
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.databases(servers_only=True, later_steps_on_one=True)
+def test_a_database_that_stops_answering_answers_503_by_itself(make_app, database, database_uri, auth):
+    """Without timeouts, PyMySQL and psycopg wait for the first byte forever (a worker killed by gunicorn)."""
+    url = make_url(database_uri)
+    proxy = TcpProxy(url.host, url.port)
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    client = make_app(**PRODUCTION, **SHORT, SQLALCHEMY_DATABASE_URI=through_proxy).test_client()
+
+    def users():
+        response = client.get("/users", headers=auth)
+        return response.status_code, response.get_json()
+
+    try:
+        assert users()[0] == 200  # a connection is now pooled
+        # Connections accepted, never answered: a server stuck, or a balancer whose server is gone. The open one
+        # stays silent on MariaDB (read_timeout); libpq has no read timeout, so on PostgreSQL it is dropped.
+        proxy.hang(drop_open=database == "postgresql")
+        timer, rescued = holding(60, proxy.cut)
+        assert users() == UNAVAILABLE
+        assert not rescued.is_set()  # the app gave up by itself, while the database still did not answer
+        timer.cancel()
+        proxy.cut()
+        proxy.restore()  # the server answers again
+        assert users()[0] == 200  # and the app works again, without a restart
+    finally:
+        proxy.close()
+
+
+LOCKS = {  # another connection holds the user table, e.g. a long migration
+    "mysql": "LOCK TABLES user WRITE",
+    "postgresql": 'LOCK TABLE "user" IN ACCESS EXCLUSIVE MODE',
+}
+
+
+@pytest.mark.since("step04_errors")
+@pytest.mark.databases(servers_only=True, later_steps_on_one=True)  # SQLite's driver waits 5 s anyway, by default
+def test_a_table_locked_too_long_answers_503(make_app, database, database_uri, auth):
+    """PyMySQL's read timeout, PostgreSQL's statement_timeout: each ends the wait (both wait forever by default)."""
+    client = make_app(**PRODUCTION, **SHORT).test_client()
+    engine = create_engine(database_uri)
+    holder = engine.raw_connection()
+    try:
+        holder.cursor().execute(LOCKS[database])
+        unlock = holder.commit if database == "postgresql" else lambda: holder.cursor().execute("UNLOCK TABLES")
+        timer, rescued = holding(60, unlock)
+        response = client.get("/users", headers=auth)
+        assert (response.status_code, response.get_json()) == UNAVAILABLE
+        assert not rescued.is_set()  # the app gave up by itself, while the table was still locked
+        timer.cancel()
+        unlock()
+        assert client.get("/users", headers=auth).status_code == 200
+    finally:
+        holder.close()
+        engine.dispose()
+
+
+@pytest.mark.since("step04_errors")
+def test_a_sqlite_file_replaced_while_the_app_runs_is_read_again(make_app, database_uri, auth, models, tmp_path):
+    """A backup restored: the file removed and another moved in, while the app holds the old one open. Without
+    reopening, reads come from the removed file (200, stale) and writes fail (readonly) until a restart."""
+    app = make_app(**PRODUCTION)
+    client = app.test_client()
+
+    def usernames():
+        response = client.get("/users", headers=auth)
+        assert response.status_code == 200, response.get_json()
+        return [user["username"] for user in response.get_json()["users"]]
+
+    path = make_url(database_uri).database
+    assert usernames() == [ADMIN["username"]]  # a connection is now pooled, on this file
+    backup = tmp_path / "backup.sqlite"
+    shutil.copyfile(path, backup)
+    with contextlib.closing(sqlite3.connect(backup)) as conn, conn:  # the backup holds another user
+        conn.executescript("CREATE TEMP TABLE copy AS SELECT * FROM user WHERE id = 1;"
+                           "UPDATE copy SET id = 2, username = 'restored@example.com';"
+                           "INSERT INTO user SELECT * FROM copy;")
+    os.replace(backup, path)  # what mv does: the old file is removed, the app still has it open
+    assert usernames() == [ADMIN["username"], "restored@example.com"]
+    with app.app_context():  # and a write lands in the file that is there now
+        models.db.session.execute(models.db.update(models.User).filter_by(id=2).values(active=False))
+        models.db.session.commit()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT active FROM user WHERE id = 2").fetchone() == (0,)
 
 
 # What a learner copying the article's 3.x callback meets on 4.x -----------------------------------

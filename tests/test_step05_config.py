@@ -74,6 +74,8 @@ def test_token_lifetime_is_read_as_seconds(step_package, env):
         ({"JWT_ACCESS_TOKEN_EXPIRES": "-5"}, "JWT_ACCESS_TOKEN_EXPIRES"),
         ({"JWT_ACCESS_TOKEN_EXPIRES": "0"}, "JWT_ACCESS_TOKEN_EXPIRES"),
         ({"JWT_ACCESS_TOKEN_EXPIRES": "1.5"}, "JWT_ACCESS_TOKEN_EXPIRES"),
+        ({"DATABASE_TIMEOUT": "soon"}, "DATABASE_TIMEOUT"),
+        ({"DATABASE_TIMEOUT": "0"}, "DATABASE_TIMEOUT"),  # 0 would mean: wait forever
         ({"FLASK_CONFIG": "prod"}, "FLASK_CONFIG"),
         ({"FLASK_CONFIG": "production"}, "JWT_SECRET_KEY"),  # Bug 3: no fallback key in production
         ({"FLASK_CONFIG": "production", "JWT_SECRET_KEY": "jwt-key"}, "JWT_SECRET_KEY"),  # the article's

@@ -132,6 +132,27 @@ def test_creating_a_user_that_exists_is_refused_and_writes_nothing(app, client, 
 
 
 @pytest.mark.since("step08_accounts")
+@pytest.mark.databases
+@pytest.mark.parametrize("username, expected", [  # the rule of create-user (step02), on the admin API
+    ("ADMIN@gmail.com", (409, {"code": 224, "message": "username already exists"})),
+    (" ａｄｍｉｎ@gmail.com ", (409, {"code": 224, "message": "username already exists"})),
+    ("admin\u200b@gmail.com", (400, {"code": 400, "message": "username must not contain control or invisible characters"})),
+    ("\u202eadmin@gmail.com", (400, {"code": 400, "message": "username must not contain control or invisible characters"})),
+    ("\u0430dmin@gmail.com", (400, {"code": 400, "message": "username must not mix Latin letters with Cyrillic or Greek ones"})),
+], ids=["case", "full-width and spaces", "zero-width space", "right-to-left override", "Cyrillic a"])
+def test_creating_a_look_alike_of_a_user_is_refused_on_every_database(app, client, models, username, expected):
+    assert_user_refused(app, client, models, {"username": username, "password": "pw"}, expected)
+
+
+@pytest.mark.since("step08_accounts")
+def test_spellings_of_one_username_share_its_login_limit(make_app):
+    client = make_app(LOGIN_LIMIT="2 per minute", LOGIN_LIMIT_PER_ADDRESS="100 per minute").test_client()
+    for username in ["admin@gmail.com", "ADMIN@gmail.com"]:  # two failures, however spelled
+        assert client.post("/login", json={"username": username, "password": "x"}).status_code == 401
+    assert client.post("/login", json={"username": "Admin@Gmail.com", "password": "x"}).status_code == 429
+
+
+@pytest.mark.since("step08_accounts")
 @pytest.mark.parametrize("body, expected", [  # checked before the database is asked: the same on every database
     ({"password": "pw"}, (400, {"code": 400, "message": "用户名不能为空"})),
     ({"username": "n@example.com"}, (400, {"code": 400, "message": "密码不能为空"})),

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The variables the steps read (step05 on), and Flask's own FLASK_DEBUG.
 CONFIG_VARIABLES = (
-    "FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "JWT_SECRET_KEY", "JWT_ACCESS_TOKEN_EXPIRES", "CORS_ORIGINS",
+    "FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "DATABASE_TIMEOUT", "JWT_SECRET_KEY", "JWT_ACCESS_TOKEN_EXPIRES",
+    "CORS_ORIGINS",
 )
 # Read from step06 on: the refresh token's lifetime, the clock leeway, the blocklist; and gunicorn's own two.
 REVOKE_VARIABLES = ("JWT_REFRESH_TOKEN_EXPIRES", "JWT_DECODE_LEEWAY", "REDIS_URL", "BLOCKLIST", "BLOCKLIST_PREFIX")
