@@ -99,10 +99,9 @@ EOF
   rm "$cache/python/python311._pth"
   say "Windows Python: $(win "$py" -c 'import sys; print(sys.version.split()[0])' | tr -d '\r') unpacked in $(took)"
 fi
-# Windows pip verifies with its own certificates, not this machine's (found at its first download): give it the bundle
-export PIP_CERT='Z:\etc\ssl\certs\ca-certificates.crt' PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The embeddable build has neither pip nor venv (found: "No module named pip", "No module named venv"): pip runs from
-# its wheel once to install virtualenv, and virtualenv makes the environment with copies (Wine makes no symlinks)
+# its wheel once to install virtualenv, and virtualenv makes the environment, of copies as a Windows venv is
 step_start=$SECONDS
 if ! win "$py" -m virtualenv --version >/dev/null 2>&1; then
   PYTHONPATH=$(winpath "$(ls "$cache"/download/pip-*.whl | head -n 1)") win "$py" -m pip install --quiet --no-warn-script-location virtualenv
@@ -117,8 +116,8 @@ else
   win "$py" -m virtualenv --copies --quiet "$(winpath "$venv")"
   say "environment: made in $(took)"
 fi
-# virtualenv's activate.bat drops system32 from PATH under Wine's cmd.exe (found: "'python' is not recognized"
-# after it): set what the standard library's activate.bat sets, VIRTUAL_ENV and the Scripts folder first on PATH
+# Wine's cmd.exe misreads virtualenv's activate.bat (found: it echoes its own lines, "Environment variable %v not
+# defined"): set what activate.bat sets, VIRTUAL_ENV and the Scripts folder first on PATH (WINEPATH, Wine's switch)
 export VIRTUAL_ENV=$(winpath "$venv") WINEPATH="$(winpath "$venv")\\Scripts"
 learner() { say "> $*"; win cmd /c "$@"; }  # a line typed in cmd.exe, in the clone
 
@@ -141,8 +140,8 @@ login=$(curl -s -w ' HTTP %{http_code}' -H 'Content-Type: application/json' \
 say "curl /hello -> $hello"
 say "curl /login -> ${login:0:60}... ${login: -8}"
 [[ $hello == *'HTTP 200' && $login == *'"token"'*'HTTP 200' ]] && server_ok=1
-# Ending the wine client does not end the Windows processes it started (found: the port stayed open): end every
-# process of this prefix, which is only this server now
+# Ending the wine client does not end the Windows processes it started (found: the server still answered after
+# it): end every process of this prefix, which is only this server now
 wineserver -k || true
 wait || true
 tr -d '\r' <"$server_log" | sed 's/^/    /' | head -n 8
