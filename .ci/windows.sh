@@ -27,7 +27,7 @@ command -v localedef >/dev/null || need+=(locales)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then say "installing ${need[*]}"; apt_install "${need[@]}"; say "Debian packages: $(took)"
 else say "Debian packages: reused (wine, mingw-w64, curl, locales, pip)"; fi
-# Wine takes the ANSI code page from LANG (found by printing locale.getpreferredencoding()): zh_CN.UTF-8 gives 936
+# Wine takes the ANSI code page from LANG (locale.getpreferredencoding() printed): zh_CN.UTF-8 gives 936, C.UTF-8 1252
 locale -a 2>/dev/null | grep -qix 'zh_CN.utf8' || { localedef -i zh_CN -f UTF-8 zh_CN.UTF-8; say "locale zh_CN.UTF-8 generated"; }
 
 # --- A learner's environment, not this machine's: no CI=true (the learner's tier), no servers, no pip settings ---
@@ -37,8 +37,7 @@ done
 export WINEPREFIX=$cache/prefix WINEARCH=win64 WINEDEBUG=-all
 export WINEDLLOVERRIDES="mscoree,mshtml="  # no Mono or Gecko installer dialogs at wineboot (Wine's documented switch)
 export LANG=C.UTF-8 LC_ALL=
-# A Windows CPython whose stdin is not a pipe or whose stdout is a regular file dies at start-up ("init_sys_streams
-# ... Invalid handle", found by running it): stdin from /dev/null, output always through a pipe.
+# Wine: Windows CPython on this shell's stdin dies at start-up ("Invalid handle", seen): stdin /dev/null, stdout a pipe
 win() { wine "$@" </dev/null 2>&1 | cat; return "${PIPESTATUS[0]}"; }
 winpath() { wine winepath -w "$1" </dev/null 2>/dev/null | tr -d '\r' | cat; }
 
@@ -50,8 +49,7 @@ else
   win winecfg -v win10
   say "Wine prefix: made in $(took) ($(wine --version), Windows 10)"
 fi
-# Wine 8.0 has no bcryptprimitives.dll, whose ProcessPrng Rust's standard library calls: cryptography, rpds and
-# jsonschema_rs fail "DLL load failed" (found importing them); a stand-in calling RtlGenRandom, built here, fixes it
+# Wine 8.0 lacks bcryptprimitives.dll (Rust's ProcessPrng: "DLL load failed while importing rpds", seen): a stand-in
 sys32=$WINEPREFIX/drive_c/windows/system32
 if ! ls /usr/lib/*/wine/x86_64-windows/bcryptprimitives.dll /usr/lib/wine/x86_64-windows/bcryptprimitives.dll \
      >/dev/null 2>&1 && [ ! -f "$sys32/bcryptprimitives.dll" ]; then
@@ -116,8 +114,7 @@ else
   win "$py" -m virtualenv --copies --quiet "$(winpath "$venv")"
   say "environment: made in $(took)"
 fi
-# Wine's cmd.exe misreads virtualenv's activate.bat (found: it echoes its own lines, "Environment variable %v not
-# defined"): set what activate.bat sets, VIRTUAL_ENV and the Scripts folder first on PATH (WINEPATH, Wine's switch)
+# Wine's cmd.exe misreads virtualenv's activate.bat ("Environment variable %v not defined", seen): set what it sets
 export VIRTUAL_ENV=$(winpath "$venv") WINEPATH="$(winpath "$venv")\\Scripts"
 learner() { say "> $*"; win cmd /c "$@"; }  # a line typed in cmd.exe, in the clone
 
@@ -140,8 +137,7 @@ login=$(curl -s -w ' HTTP %{http_code}' -H 'Content-Type: application/json' \
 say "curl /hello -> $hello"
 say "curl /login -> ${login:0:60}... ${login: -8}"
 [[ $hello == *'HTTP 200' && $login == *'"token"'*'HTTP 200' ]] && server_ok=1
-# Ending the wine client does not end the Windows processes it started (found: the server still answered after
-# it): end every process of this prefix, which is only this server now
+# Wine: killing the wine client leaves the Windows server running (it still answered curl): end this prefix's processes
 wineserver -k || true
 wait || true
 tr -d '\r' <"$server_log" | sed 's/^/    /' | head -n 8
@@ -149,8 +145,7 @@ rm -f "$server_log"
 say "flask init-db and run: $(took)"
 
 # --- python -m pytest, twice ---
-# Wine sets TEMP and TMP from the registry (HKCU\Environment), not from the Linux environment (found by printing
-# tempfile.gettempdir()): the Chinese user's temporary folder goes there, and back after the run
+# Wine takes TEMP and TMP from HKCU\Environment, not from Linux's (tempfile.gettempdir() printed): set there, put back
 reg_temp() { win reg add 'HKCU\Environment' /v TEMP /d "$1" /f >/dev/null; win reg add 'HKCU\Environment' /v TMP /d "$1" /f >/dev/null; }
 zh_user='测试用户'
 mkdir -p "$WINEPREFIX/drive_c/users/$zh_user/AppData/Local/Temp"
