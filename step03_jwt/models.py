@@ -35,10 +35,13 @@ class User(db.Model):
 
     @classmethod
     def get_users(cls):
-        return db.session.execute(db.select(cls).order_by(cls.id)).scalars().all()
+        return db.session.execute(EVERY_USER).scalars().all()
 
 
-# Built once, not at every request: only the username changes, sent as a bound parameter.
+EVERY_USER = db.select(User).order_by(User.id)  # built once, not at every request
+
+
+# Built once too: only the username changes from one request to the next, sent as a bound parameter.
 ACTIVE_USER = db.select(User).where(User.username == db.bindparam("username"), User.active == db.true())
 
 
