@@ -51,8 +51,12 @@ def init_login_limits(app):
     app.extensions["login_limiter"] = limiter
     app.extensions["login_limits"] = limits
     app.extensions["login_windows_full"] = {}
-    # No default limits: the check Flask-Limiter runs before every request (GET /users too) would find none.
+    # No default limits: the check Flask-Limiter runs before every request (GET /users too) would find none, and
+    # its after-request hook (it counts the failed logins) and its teardown have work on the login views only.
     app.before_request_funcs[None].remove(limiter._check_request_limit)
+    for hooks in (app.after_request_funcs[None], app.teardown_request_funcs[None]):
+        hooks[:] = [on_login_views(hook) if limiter in (getattr(hook, "__self__", None), *getattr(hook, "args", ())) else hook
+                    for hook in hooks]
     app.before_request(refuse_known_full)
     trust_proxies(app)
 
@@ -73,6 +77,13 @@ def login_attempts():
     with known_full(username_and_address()), per_user:  # Flask-Limiter tests each limit as its `with` begins
         with known_full(client_address()), per_address:
             yield
+
+
+def on_login_views(hook):
+    def hook_on_login_views(value):  # the response (after_request) or the exception (teardown_request)
+        return hook(value) if request.endpoint in LOGIN_ENDPOINTS else value
+
+    return hook_on_login_views
 
 
 def refuse_known_full():
