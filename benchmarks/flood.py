@@ -7,8 +7,9 @@ The script makes a SQLite database in a temporary folder (init-db) and, from ste
 `flask rotate-keys`, into a KEYS_DIR of its own), starts the step under gunicorn with its
 gunicorn.conf.py and 2 workers, in production mode, with Redis at $REDIS_URL (default redis://127.0.0.1:6379/0;
 keys under prefixes of its own, deleted at the end), logs in once for a token, then runs wrk twice on GET /users:
-alone, then while a second wrk sends wrong-password logins over --flood-connections connections. It prints both
-rates and their ratio. The step's login limits are its defaults (LOGIN_LIMIT, LOGIN_LIMIT_PER_ADDRESS).
+alone, then while a second wrk sends wrong-password logins over --flood-connections connections, --rounds times. It
+prints the rates and, last, the median of the rounds' ratios. The step's login limits are its defaults
+(LOGIN_LIMIT, LOGIN_LIMIT_PER_ADDRESS).
 Everything runs on 127.0.0.1: client, flood and server share the machine's cores. Not on Windows. Without wrk,
 --client python (threads of this process; its rates are lower, for a quick check).
 """
@@ -17,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -43,6 +45,7 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=8, help="GET /users at a time (default: %(default)s)")
     parser.add_argument("--flood-connections", type=int, default=16, help="logins at a time (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="quiet, then flooded, per round (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.client == "wrk" and not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (or brew install wrk), or use --client python")
@@ -57,20 +60,24 @@ def main(argv=None):
                   + (f"GET /users: wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk" else "Python client")
                   + "; flood: wrong-password POST /login over "
                   f"{args.flood_connections} connections; {os.cpu_count()} CPU cores shared; load average {load:.2f}\n")
-            quiet, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
-            print(f"GET /users, quiet:        {quiet:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
-            results = {}
-            flooding = threading.Thread(target=flood, args=(measure, server.url, args.seconds + 2, args.flood_connections, results))
-            flooding.start()  # the flood runs 1 s before and after the measurement, so it covers all of it
-            threading.Event().wait(1)
-            loud, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
-            flooding.join()
-            print(f"GET /users, during flood: {loud:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
-            rate, count, refused = results["flood"]
+            ratios = []
+            for number in range(args.rounds):  # quiet, then flooded, in each round: a change in load hits both alike
+                quiet, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
+                print(f"GET /users, quiet:        {quiet:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
+                results = {}
+                flooding = threading.Thread(target=flood, args=(measure, server.url, args.seconds + 2, args.flood_connections, results))
+                flooding.start()  # the flood runs 1 s before and after the measurement, so it covers all of it
+                threading.Event().wait(1)
+                loud, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
+                flooding.join()
+                print(f"GET /users, during flood: {loud:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
+                rate, count, refused = results["flood"]
+                print(f"the flood:                {rate:8.1f} logins/s    ({count} requests)")
+                ratios.append(loud / quiet)
             statuses = re.findall(r'" (\d{3}) ', server.output())
-            print(f"the flood:                {rate:8.1f} logins/s    ({count} requests; answers: "
-                  + ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)) if s != "200") + ")")
-            print(f"\nflood ratio during/quiet: {loud / quiet:.2f}x (GET /users, {args.step})")
+            print("the flood's answers: " + ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)) if s != "200"))
+            print(f"\nround by round: {', '.join(f'{r:.2f}' for r in ratios)}")
+            print(f"flood ratio during/quiet: {statistics.median(ratios):.2f}x (GET /users, {args.step})")
         finally:
             server.stop()
             forget(store, tag)

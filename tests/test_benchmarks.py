@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--seconds", "1", "--client", "wrk" if shutil.which("wrk") else "python"]
 RUNS = [  # (script, its arguments beside QUICK, how its last line begins)
     ("bench.py", [], "POST /login"),
-    ("flood.py", [], "flood ratio during/quiet: "),
+    ("flood.py", ["--rounds", "1"], "flood ratio during/quiet: "),
     ("keys.py", ["--runs", "1", "--repeat", "20"], "run by run: "),
     ("users.py", ["--rounds", "1"], "users ratio finished/article: "),
 ]
