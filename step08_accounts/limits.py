@@ -95,7 +95,11 @@ def refuse_known_full():
     keys = ([f"{client_address()}/{username}"] if isinstance(username, str) else []) + [client_address()]
     full, now = current_app.extensions["login_windows_full"], time.time()
     until = next((full[key] for key in keys if full.get(key, 0) > now), None)  # in login_attempts' order
-    return None if until is None else output_json(*TooManyAttempts(until).answer())
+    if until is not None:
+        response = output_json(*TooManyAttempts(until).answer())  # the envelope, as errors.Api writes it
+        response.mimetype = "application/json"
+        return response
+    return None
 
 
 @contextmanager
