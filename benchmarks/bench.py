@@ -3,8 +3,9 @@
     uv run python benchmarks/bench.py                  # wrk, 8 connections, 10 s per endpoint
     uv run python benchmarks/bench.py --client python  # no wrk: a bounded Python client (threads)
 
-The script makes a SQLite database in a temporary folder (init-db), starts the highest step under gunicorn
-with its gunicorn.conf.py and 2 workers, in production mode, with Redis at $REDIS_URL (default
+The script makes a SQLite database in a temporary folder (init-db) and, from step09 on, a signing key (the step's
+own `flask rotate-keys`, into a KEYS_DIR of its own), starts the highest step under gunicorn with its
+gunicorn.conf.py and 2 workers, in production mode, with Redis at $REDIS_URL (default
 redis://127.0.0.1:6379/0, keys under a prefix of its own, deleted at the end), logs in once for a token, then
 measures the three endpoints one after the other on the same server, and prints each as a ratio to /hello.
 Everything runs on 127.0.0.1; the client shares the machine's cores with the server.
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tutorial.live import GunicornServer, flask_cli, post_for_tokens  # noqa: E402
+from tutorial.live import GunicornServer, build_app, flask_cli, post_for_tokens  # noqa: E402
 from tutorial.steps import reference_steps  # noqa: E402
 
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}
@@ -83,38 +84,70 @@ def python_client(url, path, seconds, connections, headers=None, body=None):
     return counts[0] / (time.monotonic() - started), counts[0], counts[1]
 
 
+def redis_or_exit():
+    """The Redis the servers will use ($REDIS_URL), and a client for it; exit with one line if it does not answer."""
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    store = redis.Redis.from_url(url)
+    try:
+        store.ping()
+    except redis.RedisError as error:
+        sys.exit(f"Redis does not answer at {url} ({error}): start it, or set REDIS_URL")
+    return url, store
+
+
+def production_env(step, folder, redis_url, tag):
+    """What `step` needs to start in production: a secret, Redis keys under prefixes of their own (`tag`), and from
+    step09 on a signing key, made by the step's own `flask rotate-keys` in a KEYS_DIR of its own (production makes none)."""
+    keys, secret = Path(folder) / f"keys-{step}", secrets.token_hex(32)
+    app = build_app(step, "sqlite://", config={"TESTING": True, "KEYS_DIR": str(keys), "REDIS_URL": redis_url,
+                                               "JWT_SECRET_KEY": secret})
+    if "rotate-keys" in app.cli.commands:
+        result = app.test_cli_runner().invoke(args=["rotate-keys"])
+        assert result.exit_code == 0, result.output
+    return {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": secret, "REDIS_URL": redis_url,
+            "BLOCKLIST_PREFIX": f"bench-{tag}:", "LOGIN_LIMIT_PREFIX": f"bench-{tag}", "KEYS_DIR": str(keys)}
+
+
+def start(step, folder, redis_url, tag, workers, server_class=GunicornServer, tables_from=None):
+    """The step under gunicorn in production on a new SQLite database in `folder`, made by the init-db of `step` (or
+    of `tables_from`): (server, Bearer header of a token from POST /login)."""
+    db_file = Path(folder) / f"{step}.sqlite"
+    flask_cli(tables_from or step, db_file, "init-db")
+    server = server_class(step, db_file, workers=workers, env=production_env(tables_from or step, folder, redis_url, tag))
+    try:
+        server.wait_until_ready()
+        status, body, (access, _) = post_for_tokens(server, "/login", ADMIN)  # the body's token, or the cookie's (step07 on)
+        assert status == 200 and access, body
+    except BaseException:
+        server.stop()
+        raise
+    return server, {"Authorization": f"Bearer {access}"}
+
+
+def forget(store, tag):
+    """Delete the Redis keys a run made (every prefix holds its tag)."""
+    for key in store.scan_iter(match=f"*bench-{tag}*"):
+        store.delete(key)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk")
-    parser.add_argument("--seconds", type=int, default=10, help="per endpoint (default: %(default)s)")
+    parser.add_argument("--seconds", type=int, default=10, help="per endpoint (default: %(default)s; 1 for a quick check)")
     parser.add_argument("--connections", type=int, default=8, help="requests at a time (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.client == "wrk" and not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (or brew install wrk), or use --client python")
-    import redis
-
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    prefix = f"bench-{secrets.token_hex(6)}:"
-    store = redis.Redis.from_url(redis_url)
-    try:
-        store.ping()
-    except redis.RedisError as error:
-        sys.exit(f"Redis does not answer at {redis_url} ({error}): start it, or set REDIS_URL")
-
+    redis_url, store = redis_or_exit()
+    tag = secrets.token_hex(6)
     step = reference_steps()[-1]
     measure = wrk if args.client == "wrk" else python_client
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        db_file = Path(tmp) / "bench.sqlite"
-        flask_cli(step, db_file, "init-db")
-        env = {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": secrets.token_hex(32), "REDIS_URL": redis_url,
-               "BLOCKLIST_PREFIX": prefix}
-        server = GunicornServer(step, db_file, workers=args.workers, env=env)
+        server, token = start(step, tmp, redis_url, tag, args.workers)
         try:
-            server.wait_until_ready()
-            status, body, (access, _) = post_for_tokens(server, "/login", ADMIN)  # the body's token, or the cookie's (step07 on)
-            assert status == 200, body
-            token = {"Authorization": f"Bearer {access}"}
             print(f"{step} under gunicorn ({args.workers} sync workers, {step}/gunicorn.conf.py, production, "
                   f"SQLite, Redis {redis_url}); client: "
                   + (f"wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk"
@@ -134,8 +167,7 @@ def main(argv=None):
                     sys.exit(f"{name}: {bad} answers were not 2xx")
         finally:
             server.stop()
-            for key in store.scan_iter(match=prefix + "*"):
-                store.delete(key)
+            forget(store, tag)
     return 0
 
 

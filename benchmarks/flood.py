@@ -3,18 +3,22 @@
     uv run python benchmarks/flood.py                      # the highest step (step08 on limits failed logins)
     uv run python benchmarks/flood.py --step step06_revoke # the same flood against a step without a limit
 
-The script makes a SQLite database in a temporary folder (init-db), starts the step under gunicorn with its
+The script makes a SQLite database in a temporary folder (init-db) and, from step09 on, a signing key (the step's own
+`flask rotate-keys`, into a KEYS_DIR of its own), starts the step under gunicorn with its
 gunicorn.conf.py and 2 workers, in production mode, with Redis at $REDIS_URL (default redis://127.0.0.1:6379/0;
 keys under prefixes of its own, deleted at the end), logs in once for a token, then runs wrk twice on GET /users:
-alone, then while a second wrk sends wrong-password logins over --flood-connections connections. It prints both
-rates and their ratio. The step's login limits are its defaults (LOGIN_LIMIT, LOGIN_LIMIT_PER_ADDRESS).
-Everything runs on 127.0.0.1: client, flood and server share the machine's cores. Needs wrk; not on Windows.
+alone, then while a second wrk sends wrong-password logins over --flood-connections connections, --rounds times. It
+prints the rates and, last, the median of the rounds' ratios. The step's login limits are its defaults
+(LOGIN_LIMIT, LOGIN_LIMIT_PER_ADDRESS).
+Everything runs on 127.0.0.1: client, flood and server share the machine's cores. Not on Windows. Without wrk,
+--client python (threads of this process; its rates are lower, for a quick check).
 """
 import argparse
 import os
 import re
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -24,69 +28,59 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench import ADMIN, wrk  # noqa: E402
-from tutorial.live import GunicornServer, flask_cli, post_for_tokens  # noqa: E402
+from benchmarks.bench import ADMIN, forget, python_client, redis_or_exit, start, wrk  # noqa: E402
 from tutorial.steps import reference_steps  # noqa: E402
 
 
-def flood(url, seconds, connections, results):
+def flood(measure, url, seconds, connections, results):
     """Wrong-password logins, as fast as the server answers them: (requests/s, requests, non-2xx)."""
-    results["flood"] = wrk(url, "/login", seconds, connections, body={**ADMIN, "password": "wrong-password"})
+    results["flood"] = measure(url, "/login", seconds, connections, body={**ADMIN, "password": "wrong-password"})
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--step", default=reference_steps()[-1])
-    parser.add_argument("--seconds", type=int, default=10, help="per measurement (default: %(default)s)")
+    parser.add_argument("--client", choices=["wrk", "python"], default="wrk")
+    parser.add_argument("--seconds", type=int, default=10, help="per measurement (default: %(default)s; 1 for a quick check)")
     parser.add_argument("--connections", type=int, default=8, help="GET /users at a time (default: %(default)s)")
     parser.add_argument("--flood-connections", type=int, default=16, help="logins at a time (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="quiet, then flooded, per round (default: %(default)s)")
     args = parser.parse_args(argv)
-    if not shutil.which("wrk"):
-        sys.exit("wrk is not installed: apt-get install wrk (or brew install wrk)")
-    import redis
-
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if args.client == "wrk" and not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk (or brew install wrk), or use --client python")
+    measure = wrk if args.client == "wrk" else python_client
+    redis_url, store = redis_or_exit()
     tag = secrets.token_hex(6)
-    store = redis.Redis.from_url(redis_url)
-    try:
-        store.ping()
-    except redis.RedisError as error:
-        sys.exit(f"Redis does not answer at {redis_url} ({error}): start it, or set REDIS_URL")
-
     with tempfile.TemporaryDirectory(prefix="flood-") as tmp:
-        db_file = Path(tmp) / "flood.sqlite"
-        flask_cli(args.step, db_file, "init-db")
-        env = {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": secrets.token_hex(32), "REDIS_URL": redis_url,
-               "BLOCKLIST_PREFIX": f"flood-{tag}:", "LOGIN_LIMIT_PREFIX": f"flood-{tag}"}
-        server = GunicornServer(args.step, db_file, workers=args.workers, env=env)
+        server, token = start(args.step, tmp, redis_url, tag, args.workers)
         try:
-            server.wait_until_ready()
-            status, body, (access, _) = post_for_tokens(server, "/login", ADMIN)  # the body's token, or the cookie's (step07 on)
-            assert status == 200, body
-            token = {"Authorization": f"Bearer {access}"}
             load = os.getloadavg()[0]
             print(f"{args.step} under gunicorn ({args.workers} sync workers, production, SQLite, Redis); "
-                  f"GET /users: wrk -t1 -c{args.connections} -d{args.seconds}s; flood: wrong-password POST /login over "
+                  + (f"GET /users: wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk" else "Python client")
+                  + "; flood: wrong-password POST /login over "
                   f"{args.flood_connections} connections; {os.cpu_count()} CPU cores shared; load average {load:.2f}\n")
-            quiet, count, bad = wrk(server.url, "/users", args.seconds, args.connections, token)
-            print(f"GET /users, quiet:        {quiet:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
-            results = {}
-            flooding = threading.Thread(target=flood, args=(server.url, args.seconds + 2, args.flood_connections, results))
-            flooding.start()  # the flood runs 1 s before and after the measurement, so it covers all of it
-            threading.Event().wait(1)
-            loud, count, bad = wrk(server.url, "/users", args.seconds, args.connections, token)
-            flooding.join()
-            print(f"GET /users, during flood: {loud:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
-            rate, count, refused = results["flood"]
+            ratios = []
+            for number in range(args.rounds):  # quiet, then flooded, in each round: a change in load hits both alike
+                quiet, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
+                print(f"GET /users, quiet:        {quiet:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
+                results = {}
+                flooding = threading.Thread(target=flood, args=(measure, server.url, args.seconds + 2, args.flood_connections, results))
+                flooding.start()  # the flood runs 1 s before and after the measurement, so it covers all of it
+                threading.Event().wait(1)
+                loud, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
+                flooding.join()
+                print(f"GET /users, during flood: {loud:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
+                rate, count, refused = results["flood"]
+                print(f"the flood:                {rate:8.1f} logins/s    ({count} requests)")
+                ratios.append(loud / quiet)
             statuses = re.findall(r'" (\d{3}) ', server.output())
-            print(f"the flood:                {rate:8.1f} logins/s    ({count} requests; answers: "
-                  + ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)) if s != "200") + ")")
-            print(f"\nratio during flood / quiet: {loud / quiet:.3f}x")
+            print("the flood's answers: " + ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)) if s != "200"))
+            print(f"\nround by round: {', '.join(f'{r:.2f}' for r in ratios)}")
+            print(f"flood ratio during/quiet: {statistics.median(ratios):.2f}x (GET /users, {args.step})")
         finally:
             server.stop()
-            for key in store.scan_iter(match=f"*flood-{tag}*"):
-                store.delete(key)
+            forget(store, tag)
     return 0
 
 

@@ -27,9 +27,8 @@ if str(ROOT) not in sys.path:
 import jwt  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: E402
 
-from benchmarks.bench import ADMIN, python_client, wrk  # noqa: E402
-from tutorial.live import GunicornServer, flask_cli, post_for_tokens  # noqa: E402
-from tutorial.steps import import_step, previous_step  # noqa: E402
+from benchmarks.bench import forget, python_client, redis_or_exit, start, wrk  # noqa: E402
+from tutorial.steps import previous_step  # noqa: E402
 
 STEP = "step09_keys"
 CLAIMS = {"fresh": False, "iat": 1796165268, "jti": "d24115f0-7233-4c2b-ab66-1e9d601c40f2", "type": "access",
@@ -53,22 +52,10 @@ def per_token(repeat):
     return rows
 
 
-def users_rate(step, tmp, measure, args, redis_url):
-    db_file = Path(tmp) / f"{step}.sqlite"
-    if not db_file.exists():
-        flask_cli(step, db_file, "init-db")
-    keys_dir = Path(tmp) / "keys"
-    if not keys_dir.exists():
-        import_step(STEP)
-        __import__(f"{STEP}.keys", fromlist=["new_key"]).new_key(keys_dir)  # production makes no key itself
-    env = {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": secrets.token_hex(32), "REDIS_URL": redis_url,
-           "BLOCKLIST_PREFIX": f"bench-{secrets.token_hex(6)}:", "KEYS_DIR": str(keys_dir)}
-    server = GunicornServer(step, db_file, workers=args.workers, env=env)
+def users_rate(step, tmp, measure, args, redis_url, tag):
+    server, token = start(step, tmp, redis_url, tag, args.workers)
     try:
-        server.wait_until_ready()
-        status, body, (access, _) = post_for_tokens(server, "/login", ADMIN)  # the token: in the body, or a cookie (step07 on)
-        assert status == 200 and access, body
-        rate, count, bad = measure(server.url, "/users", args.seconds, args.connections, {"Authorization": f"Bearer {access}"})
+        rate, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
         if bad:
             sys.exit(f"{step}: {bad} answers to GET /users were not 2xx")
         return rate
@@ -79,7 +66,7 @@ def users_rate(step, tmp, measure, args, redis_url):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk")
-    parser.add_argument("--seconds", type=int, default=10, help="per run (default: %(default)s)")
+    parser.add_argument("--seconds", type=int, default=10, help="per run (default: %(default)s; 1 for a quick check)")
     parser.add_argument("--runs", type=int, default=3, help="runs per step (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
@@ -92,7 +79,8 @@ def main(argv=None):
     for name, sign, verify, length in per_token(args.repeat):
         print(f"  {name:6} sign {sign:7.1f} µs   verify {verify:7.1f} µs   token {length} characters")
 
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url, store = redis_or_exit()
+    tag = secrets.token_hex(6)
     measure = wrk if args.client == "wrk" else python_client
     before = previous_step(STEP)
     rates = {before: [], STEP: []}
@@ -100,11 +88,14 @@ def main(argv=None):
           + (f"wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk" else f"Python client, {args.connections} threads")
           + f", {args.runs} runs each, alternating; load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-keys-") as tmp:
-        for run in range(args.runs):
-            for step in (before, STEP):
-                rates[step].append(users_rate(step, tmp, measure, args, redis_url))
-                print(f"  run {run + 1}: {step:16} {rates[step][-1]:8.1f} requests/s")
-                time.sleep(1)
+        try:
+            for run in range(args.runs):
+                for step in (before, STEP):
+                    rates[step].append(users_rate(step, tmp, measure, args, redis_url, tag))
+                    print(f"  run {run + 1}: {step:16} {rates[step][-1]:8.1f} requests/s")
+                    time.sleep(1)
+        finally:
+            forget(store, tag)
     medians = {step: statistics.median(values) for step, values in rates.items()}
     print(f"\nmedian: {before} {medians[before]:.1f}, {STEP} {medians[STEP]:.1f} requests/s: "
           f"{medians[STEP] / medians[before]:.2f} x (goal: 0.9 x or better); load average at the end: {os.getloadavg()[0]:.1f}")

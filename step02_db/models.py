@@ -61,7 +61,10 @@ class User(db.Model):
 
     @classmethod
     def get_users(cls):
-        return db.session.execute(db.select(cls).order_by(cls.id)).scalars().all()
+        return db.session.execute(EVERY_USER).scalars().all()
+
+
+EVERY_USER = db.select(User).order_by(User.id)  # built once, not at every request
 
 
 @functools.cache

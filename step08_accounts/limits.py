@@ -11,10 +11,14 @@ from contextlib import contextmanager
 from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
+from flask_restful.representations.json import output_json
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .errors import TooManyAttempts
 from .models import normalize_username
+
+
+LOGIN_ENDPOINTS = ("login", "freshlogin")  # the views that call login_attempts()
 
 
 def client_address():
@@ -49,6 +53,13 @@ def init_login_limits(app):
     app.extensions["login_limiter"] = limiter
     app.extensions["login_limits"] = limits
     app.extensions["login_windows_full"] = {}
+    # No default limits: the check Flask-Limiter runs before every request (GET /users too) would find none, and
+    # its after-request hook (it counts the failed logins) and its teardown have work on the login views only.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
+    for hooks in (app.after_request_funcs[None], app.teardown_request_funcs[None]):
+        hooks[:] = [on_login_views(hook) if limiter in (getattr(hook, "__self__", None), *getattr(hook, "args", ())) else hook
+                    for hook in hooks]
+    app.before_request(refuse_known_full)
     trust_proxies(app)
 
 
@@ -68,6 +79,29 @@ def login_attempts():
     with known_full(username_and_address()), per_user:  # Flask-Limiter tests each limit as its `with` begins
         with known_full(client_address()), per_address:
             yield
+
+
+def on_login_views(hook):
+    def hook_on_login_views(value):  # the response (after_request) or the exception (teardown_request)
+        return hook(value) if request.endpoint in LOGIN_ENDPOINTS else value
+
+    return hook_on_login_views
+
+
+def refuse_known_full():
+    """A login whose window is known full (known_full): 429 before the view runs, so that a flood costs little."""
+    if request.endpoint not in LOGIN_ENDPOINTS or request.method != "POST":
+        return None
+    body = request.get_json(silent=True)
+    username = body.get("username") if isinstance(body, dict) else None
+    keys = ([f"{client_address()}/{username}"] if isinstance(username, str) else []) + [client_address()]
+    full, now = current_app.extensions["login_windows_full"], time.time()
+    until = next((full[key] for key in keys if full.get(key, 0) > now), None)  # in login_attempts' order
+    if until is not None:
+        response = output_json(*TooManyAttempts(until).answer())  # the envelope, as errors.Api writes it
+        response.mimetype = "application/json"
+        return response
+    return None
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask import current_app, g, jsonify, request
 from flask.cli import with_appcontext
 from flask_restful import Resource
@@ -50,12 +50,35 @@ class KeysUnavailable(ServiceUnavailable):
         return [*super().get_headers(environ, scope), ("Cache-Control", "no-store")]
 
 
+class RememberedSignatures:
+    """An Ed25519 public key that remembers the signatures it accepted, with the bytes each one signed: a client
+    sends the same token with every request, and the same bytes with the same key always get the same answer, so
+    they are checked once (the costliest part of a request) rather than at every request. Other bytes, or a
+    new signature, are checked as before; only accepted ones are remembered, at most `size` of them."""
+
+    def __init__(self, key, size=4096):
+        self.key, self.size, self.accepted = key, size, {}
+
+    def verify(self, signature, data):
+        if self.accepted.get(signature) != data:
+            self.key.verify(signature, data)  # InvalidSignature: a forged or changed token (205)
+            if len(self.accepted) >= self.size:
+                self.accepted.clear()  # a bound, not a cache policy: the next requests are checked again
+            self.accepted[signature] = data
+
+
+Ed25519PublicKey.register(RememberedSignatures)  # PyJWT accepts it as the Ed25519 public key it wraps
+
+
 @dataclass
 class Key:
     kid: str
     made: float  # when it began to sign (seconds since 1970)
     private: Ed25519PrivateKey
     retires: float = float("inf")  # when no token it signed can still be valid
+
+    def __post_init__(self):
+        self.public = RememberedSignatures(self.private.public_key())  # what verifies the tokens this key signed
 
     def jwk(self):
         """The public half, as a JSON Web Key (RFC 8037): kty, crv, x. Never the private "d"."""
@@ -157,7 +180,7 @@ class KeyRing:
             raise self.unavailable()
         for key in keys:
             if key.kid == kid:
-                return key.private.public_key()
+                return key.public
         raise UnknownKeyId(f"no key {kid!r}")
 
 

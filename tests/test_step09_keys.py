@@ -488,6 +488,17 @@ def hs256(claims, header, secret):
     return (signing_input + b"." + signature).decode()
 
 
+@pytest.mark.already_holds  # keys.py remembers accepted signatures: that must never let other bytes through
+def test_a_signature_accepted_before_does_not_pass_with_other_bytes(login_app):
+    client = login_app.test_client()
+    valid, other = token(login_app), token(login_app)  # two tokens, two signatures, both accepted below
+    assert [client.get("/users", headers=bearer(t)).status_code for t in (valid, other)] == [200, 200]
+    header, payload, signature = valid.split(".")
+    changed = base64.urlsafe_b64encode(json.dumps({**claims_of(valid), "sub": "someone@else.com"}).encode()).rstrip(b"=")
+    for forged in (f"{header}.{changed.decode()}.{signature}", f"{header}.{payload}.{other.split('.')[2]}"):
+        assert answer(client.get("/users", headers=bearer(forged))) == (401, {"code": 205, "message": "bad token signature"})
+
+
 def test_attacks_are_refused_by_both_services(login_app, make_reports, keys_dir):
     reports = make_reports().test_client()
     login = login_app.test_client()
