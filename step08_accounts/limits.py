@@ -92,9 +92,12 @@ def refuse_known_full():
     """A login whose window is known full (known_full): 429 before the view runs, so that a flood costs little."""
     if request.endpoint not in LOGIN_ENDPOINTS or request.method != "POST":
         return None
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)  # a body that is not JSON: the view answers it
+    except RecursionError:  # nested deeper than the JSON parser goes: the view answers 400
+        body = None
     username = body.get("username") if isinstance(body, dict) else None
-    keys = ([f"{client_address()}/{username}"] if isinstance(username, str) else []) + [client_address()]
+    keys = ([f"{client_address()}/{normalize_username(username)}"] if isinstance(username, str) else []) + [client_address()]
     full, now = current_app.extensions["login_windows_full"], time.time()
     until = next((full[key] for key in keys if full.get(key, 0) > now), None)  # in login_attempts' order
     if until is not None:
