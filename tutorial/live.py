@@ -206,8 +206,15 @@ def invoke_flask(step, db_file, *args, env=None, config=None, input=None):
     env = {**dict.fromkeys(LEARNERS), "FLASK_SKIP_DOTENV": "1", **(env or {})}  # None: unset while it runs
     # pytest's log capture on the root logger would keep Flask from logging to stderr, as it does in a terminal
     root, step_logger = logging.getLogger(), logging.getLogger(step)
+    package, built = import_step(step), []
+    factory = package.create_app
+
+    def create_app(*args, **kwargs):  # the app flask builds, kept to close its database file afterwards (Windows)
+        built.append(factory(*args, **kwargs))
+        return built[-1]
+
     with _ENVIRON, mock.patch.object(cli, "run_simple", side_effect=WouldServe(f"flask --app {step} {' '.join(args)}")), \
-            mock.patch.object(root, "handlers", []):
+            mock.patch.object(root, "handlers", []), mock.patch.object(package, "create_app", create_app):
         disabled = root.manager.disable
         logging.disable(logging.NOTSET)  # a terminal shows the app's warnings, even where logs are off for servers
         try:
@@ -215,6 +222,8 @@ def invoke_flask(step, db_file, *args, env=None, config=None, input=None):
         finally:
             logging.disable(disabled)
             step_logger.removeHandler(default_handler)  # Flask added it for this app; later ones decide anew
+            for app in built:
+                release(app)
     if isinstance(done.exception, WouldServe):
         raise done.exception
     return done.exit_code, done.output
