@@ -63,6 +63,9 @@ MISTAKES = {
     "put the signing key's kid": ("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}", "login_token_is_eddsa"),
 }
 HINT_TEST = "test_a_hint_names_its_mistake_and_no_other"
+NOT_ON_WINDOWS = "open a replaced SQLite file again"  # its test skips there: Windows cannot replace an open file
+if os.name == "nt":
+    del MISTAKES[NOT_ON_WINDOWS]
 
 
 @pytest.fixture(scope="session")
@@ -279,6 +282,8 @@ def test_what_changed_shows_the_operations_openapi_json_adds_not_its_json():
 @pytest.mark.xdist_group("checked")
 @pytest.mark.parametrize("hint", checking.HINTS, ids=lambda hint: hint.fix[:40])
 def test_a_hint_names_its_mistake_and_no_other(checked, hint):
+    if os.name == "nt" and hint.fix.startswith(NOT_ON_WINDOWS):
+        pytest.skip("Windows cannot replace an open file: the test this hint answers skips there")
     mine = [name for name in MISTAKES if hint.fix.startswith(name)]
     assert len(mine) == 1, "one learner mistake in MISTAKES shows this hint"
     for name, (step, file, right, *_) in MISTAKES.items():
