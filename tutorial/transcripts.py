@@ -30,7 +30,6 @@ import base64
 import difflib
 import json
 import logging
-import os
 import re
 import shlex
 import shutil
@@ -306,9 +305,12 @@ def unshown_settings(block):
     spec = block.spec()
     text = re.sub(r"<!--.*?-->", "", block.readme.read_text(encoding="utf-8"), flags=re.S)
     code = "\n".join(r.lexemes["source"] for r in FENCED(Document(text, str(block.readme))))
-    shown = lambda name, value, *more: any(s in code for s in (f"{name}={value}", f"{name}=$(", *more))
-    return ([f"{n}={v}" for n, v in spec.env.items() if not shown(n, v)]
-            + [f"create_app {n}={json.dumps(v)}" for n, v in spec.config.items() if not shown(n, v, json.dumps({n: v})[1:-1])]
+
+    def on_page(name, value, *spellings):
+        return any(s in code for s in (f"{name}={value}", f"{name}=$(", *spellings))
+
+    return ([f"{n}={v}" for n, v in spec.env.items() if not on_page(n, v)]
+            + [f"create_app {n}={json.dumps(v)}" for n, v in spec.config.items() if not on_page(n, v, json.dumps({n: v})[1:-1])]
             + [arg for arg in spec.flask_args if arg not in code])
 
 
