@@ -2,24 +2,20 @@
 
 Chromium and chromedriver are the system's (apt-get install chromium chromium-driver; on PATH, or CHROMIUM and
 CHROMEDRIVER), driven by Selenium; nothing is downloaded (tests/needs.py). The API is the step built as `flask run`
-builds it and served from a thread of this process (AppServer); the page is served by http.server, from a thread on a
-port of its own. One Chromium, one page server and one API per step and settings for the module; each test starts with
-a clean browser, logs in afresh and reads only its own part of the API's request log.
+builds it; it, the front end and the hostile page are served from threads of this process, each on a port of its own.
+One Chromium and one API per step and settings for the module; each test starts with a clean browser.
 
-Step 07's cookies: the front end in cookie mode (frontend/?mode=cookies) and a hostile page (frontend/hostile.html)
-that tries POST /logout with the visitor's cookies, on 127.0.0.1:<c> (same site as the front end's 127.0.0.1:<b>:
-SameSite does not stop it, the CSRF check must) or on localhost:<c> (another site: the Lax cookies are not sent).
+Step 07's cookies: the front end in cookie mode (?mode=cookies) and a hostile page (frontend/hostile.html) that tries
+POST /logout with the visitor's cookies, on 127.0.0.1:<c> (same site as the front end's 127.0.0.1:<b>: SameSite does
+not stop it, the CSRF check must) or on localhost:<c> (another site: the Lax cookies are not sent).
 
 test_log_in_see_the_users_and_log_out takes the README's screenshot, in a temporary folder. To replace
 frontend/screenshot.png (the README's ports 5000 and 8000, which must be free, and the development CORS_ORIGINS):
 
     UPDATE_SCREENSHOT=1 uv run pytest tests/test_browser.py -k log_in
 """
-import functools
-import http.server
 import json
 import os
-import re
 import secrets
 import shutil
 import threading
@@ -29,40 +25,39 @@ from types import SimpleNamespace
 
 import jwt
 import pytest
-from flask import request
+from flask import Flask
+from werkzeug.exceptions import NotFound
+from werkzeug.middleware.shared_data import SharedDataMiddleware
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 import needs
 from conftest import resign
-from tutorial.live import AppServer, LiveServer, build_app
+from tutorial.live import build_app, release
 
-ROOT = Path(__file__).resolve().parents[1]
-FRONTEND = ROOT / "frontend"
-SCREENSHOT = FRONTEND / "screenshot.png"
+FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
 FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); the cookie tests follow below
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
-KEY = secrets.token_hex(32)  # the servers sign with it (step09 on: the session's KEYS_DIR): a test can make an expired token
+KEY = secrets.token_hex(32)  # the API signs with it (step09 on: the session's KEYS_DIR): a test can make an expired token
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
-CSRF_COOKIES = {"csrf_access_token", "csrf_refresh_token"}
 # One browser for the module: under pytest-xdist the group's tests go to one worker (--dist loadgroup); carried forward,
 # on step 07 and the finished step only (tests/conftest.py).
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser"), pytest.mark.ends_only]
 
 
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+class Logged(WSGIRequestHandler):
+    def log_request(self, code="-", size="-"):  # the server's log, for the tests: [("GET /users", 200), ...]
+        self.server.requests.append((f"{self.command} {self.path}", int(code)))
 
 
 @pytest.fixture(scope="module")
-def page_servers():
-    """get(name, port=0) -> frontend/ served by http.server from a thread (a page's own origin), once per name."""
+def servers():
+    """get(name, make_app, port=0) -> a WSGI app served from a thread, started once a module."""
     started = {}
 
-    def get(name, port=0):
+    def get(name, make_app, port=0):
         if name not in started:
-            server = started[name] = http.server.ThreadingHTTPServer(
-                ("127.0.0.1", port), functools.partial(Quiet, directory=str(FRONTEND)))
-            server.origin = f"http://127.0.0.1:{server.server_port}"
+            server = started[name] = make_server("127.0.0.1", port, make_app(), threaded=True, request_handler=Logged)
+            server.requests, server.url = [], f"http://127.0.0.1:{server.server_port}"
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return started[name]
 
@@ -70,57 +65,12 @@ def page_servers():
     for server in started.values():
         server.shutdown()
         server.server_close()
-
-
-def logged(app):
-    """The app over real HTTP (AppServer), with output(): a line per request, as `flask run` logs it."""
-    lines = []
-
-    @app.after_request
-    def log(response):
-        lines.append(f'"{request.method} {request.path} {request.environ["SERVER_PROTOCOL"]}" {response.status_code}')
-        return response
-
-    server = AppServer(app)
-    server.output = lambda: "\n".join(lines) + "\n"
-    return server
+        if isinstance(server.app, Flask):
+            release(server.app)
 
 
 @pytest.fixture(scope="module")
-def api_servers(tmp_path_factory):
-    """get(step, seed, env, port=None) -> the module's API for this step and settings, started once on a copy of the
-    seed database; with a port (UPDATE_SCREENSHOT: the README's 5000), under `flask run` itself."""
-    started = {}
-
-    def get(step, seed, env, port=None):
-        key = (step, tuple(sorted(env.items())))
-        if key not in started:
-            db_file = tmp_path_factory.mktemp(step) / "app.sqlite"
-            shutil.copyfile(seed, db_file)
-            started[key] = LiveServer(step, db_file, env=env, port=port) if port else logged(build_app(step, db_file, env=env))
-        return started[key].wait_until_ready()
-
-    yield get
-    for server in started.values():
-        server.stop()
-
-
-def fresh_browser(driver, *origins):
-    """No page open, no cookie, no storage left from the module's previous test."""
-    driver.get("about:blank")  # the previous test's page sends nothing more
-    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
-    for origin in origins:
-        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
-
-
-def log_part(api):
-    """() -> what the API logged since now: this test's requests, not those of earlier tests on the same server."""
-    start = len(api.output())
-    return lambda: api.output()[start:]
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):  # one Chromium for the module; each test starts clean (fresh_browser)
+def browser(tmp_path_factory):  # one Chromium for the module; each test starts clean (site)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -146,22 +96,31 @@ def step():  # the header-mode tests' step; step_package (tests/conftest.py) imp
 
 
 @pytest.fixture
-def site(step, step_package, seeded_db_file, browser, page_servers, api_servers):
-    """start(env=None) -> the API (the step, signing with KEY, allowing the page's origin, with these settings too),
-    the front end's server, the hostile page's, and log(): this test's part of the API's log. UPDATE_SCREENSHOT: the
-    README's setup, flask run's port 5000, the page on 8000, the development CORS_ORIGINS."""
-    page = page_servers("page", 8000 if UPDATE_SCREENSHOT else 0)
-    fresh_browser(browser, page.origin)
+def site(step, step_package, seeded_db_file, browser, servers, tmp_path_factory):
+    """site(**env) -> the API (the step on a copy of its seed database, signing with KEY, allowing the front end's
+    origin, with these settings too; its log emptied), the front end's server and the hostile page's."""
+    files = lambda: SharedDataMiddleware(NotFound(), {"/": str(FRONTEND)})  # noqa: E731
+    page, hostile = servers("page", files, 8000 if UPDATE_SCREENSHOT else 0), servers("hostile", files)
+    browser.get("about:blank")  # the previous test's page sends nothing more; its cookies and storage are gone
+    browser.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    browser.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": page.url, "storageTypes": "all"})
 
-    def start(env=None):
-        env = {"JWT_SECRET_KEY": KEY, **({} if UPDATE_SCREENSHOT else {"CORS_ORIGINS": page.origin}), **(env or {})}
-        api = api_servers(step, seeded_db_file(step_package), env, port=5000 if UPDATE_SCREENSHOT else None)
-        return SimpleNamespace(api=api, page=page, hostile=page_servers("hostile"), log=log_part(api))
+    def start(**env):
+        env = {"JWT_SECRET_KEY": KEY, **({} if UPDATE_SCREENSHOT else {"CORS_ORIGINS": page.url}), **env}
+
+        def make_app():
+            db_file = tmp_path_factory.mktemp(step) / "app.sqlite"
+            shutil.copyfile(seeded_db_file(step_package), db_file)
+            return build_app(step, db_file, env=env)
+
+        api = servers((step, *sorted(env.items())), make_app, 5000 if UPDATE_SCREENSHOT else 0)
+        api.requests.clear()  # this test's requests only
+        return SimpleNamespace(api=api, page=page, hostile=hostile)
 
     return start
 
 
-def wait_for(driver, condition, timeout=10, what="the page"):
+def wait_for(driver, condition, what, timeout=10):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -169,12 +128,10 @@ def wait_for(driver, condition, timeout=10, what="the page"):
         # The page reacts within tens of ms: looking every 20 ms (a WebDriver command) saves ~50 ms a wait over 100 ms.
         return WebDriverWait(driver, timeout, poll_frequency=0.02).until(lambda d: condition())
     except TimeoutException:  # any other error is the condition's own, and says so itself
-        message = driver.find_element("id", "message").text
-        # What a rare failure needs to be understood afterwards: the rows as the DOM holds them, the page's markers.
-        rows, marks = driver.execute_script(
-            "return [[...document.querySelectorAll('#users tbody tr')].map((r) => r.textContent), {...document.body.dataset}]")
-        raise AssertionError(f"{what} did not happen within {timeout} s; the page says: {message!r}; "
-                             f"users rows {rows}, markers {marks}") from None
+        # What a rare failure needs to be understood afterwards: the page's message, rows and markers.
+        seen = driver.execute_script("return [document.getElementById('message').textContent, [...document"
+                                     ".querySelectorAll('#users tbody tr')].map((r) => r.textContent), {...document.body.dataset}]")
+        raise AssertionError(f"{what} did not happen within {timeout} s; the page's message, users and markers: {seen}") from None
 
 
 def text(driver, element_id):
@@ -185,11 +142,12 @@ def visible(driver, element_id):
     return driver.find_element("id", element_id).is_displayed()
 
 
-def log_in(driver, s, origin=None, mode=""):
-    driver.get(f"{origin or s.page.origin}/?api={s.api.url}{mode}")
-    wait_for(driver, lambda: text(driver, "api-url") == s.api.url, what="the page's script start")
-    driver.find_element("id", "password").send_keys("123456")
-    driver.find_element("id", "login-button").click()
+def dataset(driver, name):
+    return driver.find_element("tag name", "body").get_attribute(f"data-{name}")
+
+
+def session_storage(driver, key):
+    return driver.execute_script("return window.sessionStorage.getItem(arguments[0])", key)
 
 
 def see_users(driver, what="the users list"):
@@ -197,18 +155,24 @@ def see_users(driver, what="the users list"):
     wait_for(driver, lambda: driver.execute_script(
         "return [...document.querySelectorAll('#users tbody tr')]"
         ".map((row) => row.checkVisibility() ? [...row.cells].map((c) => c.innerText).join(' ') : '')")
-        == ["1 admin@gmail.com"], what=what)
+        == ["1 admin@gmail.com"], what)
 
 
-def session_storage(driver, key):
-    return driver.execute_script("return window.sessionStorage.getItem(arguments[0])", key)
+def log_in(driver, s, origin=None, mode=""):
+    driver.get(f"{origin or s.page.url}/index.html?api={s.api.url}{mode}")
+    wait_for(driver, lambda: text(driver, "api-url") == s.api.url, "the page's script start")
+    driver.find_element("id", "password").send_keys("123456")
+    driver.find_element("id", "login-button").click()
+
+
+def logouts(s):
+    return [status for request, status in s.api.requests if request == "POST /logout"]
 
 
 def test_log_in_see_the_users_and_log_out(browser, site, tmp_path):
     s = site()
     log_in(browser, s)
     see_users(browser)
-
     token = text(browser, "token")
     assert token.count(".") == 2 and token == session_storage(browser, "token")
     assert browser.execute_script("return window.localStorage.length") == 0  # sessionStorage only
@@ -217,28 +181,22 @@ def test_log_in_see_the_users_and_log_out(browser, site, tmp_path):
     countdown = text(browser, "countdown")  # read once: it ticks every second ("in 15 min 0 s", then "in 14 min 59 s")
     assert countdown.startswith(("in 14 min", "in 15 min")), countdown
     assert not visible(browser, "login") and not visible(browser, "message")
-
     assert browser.find_element("id", "password").get_attribute("value") == ""  # not kept in the form
-    shot = tmp_path / "after-login.png"
-    assert browser.save_screenshot(str(shot))
+    assert browser.save_screenshot(str(tmp_path / "after-login.png"))
     if UPDATE_SCREENSHOT:
-        shutil.copyfile(shot, SCREENSHOT)
+        shutil.copyfile(tmp_path / "after-login.png", FRONTEND / "screenshot.png")
 
     browser.refresh()  # a reload of the tab: the token is still in sessionStorage
     see_users(browser, "the users list after a reload")
     assert text(browser, "token") == token
 
     browser.find_element("id", "logout").click()
-    wait_for(browser, lambda: visible(browser, "login"), what="the login form after logging out")
+    wait_for(browser, lambda: dataset(browser, "logout") == "done", "the answers to POST /logout")
+    assert visible(browser, "login")
     assert session_storage(browser, "token") is None and session_storage(browser, "refresh_token") is None
-    wait_for(browser, lambda: browser.find_element("tag name", "body").get_attribute("data-logout") == "done",
-             what="the answers to POST /logout")
-    # From step06 on the server revokes the access and the refresh token (POST /logout, once with each);
-    # before, /logout does not exist and the page does not depend on it.
-    revoked = s.log().count('"POST /logout HTTP/1.1" 200')
-    assert text(browser, "message") == "Logged out: this page forgot the token" + (
-        f", and the server revoked {revoked} of them." if revoked else "."
-    )
+    # The server revokes the access and the refresh token: POST /logout, once with each.
+    assert logouts(s) == [200, 200]
+    assert text(browser, "message") == "Logged out: this page forgot the token, and the server revoked 2 of them."
 
 
 def test_an_expired_token_gets_the_articles_message(browser, site, tmp_path):
@@ -249,21 +207,22 @@ def test_an_expired_token_gets_the_articles_message(browser, site, tmp_path):
     token = session_storage(browser, "token")
     claims = {**jwt.decode(token, options={"verify_signature": False}), "exp": int(time.time()) - 60}
     browser.execute_script("sessionStorage.setItem('token', arguments[0]); showSession()", resign(token, claims, KEY))
-    wait_for(browser, lambda: text(browser, "countdown").startswith("expired"), timeout=5, what="the countdown")
+    wait_for(browser, lambda: text(browser, "countdown").startswith("expired"), "the countdown", timeout=5)
 
     browser.find_element("id", "reload-users").click()
-    wait_for(browser, lambda: visible(browser, "message"), what="an answer")
+    wait_for(browser, lambda: visible(browser, "message"), "an answer")
     browser.save_screenshot(str(tmp_path / "expired.png"))  # for a look, when the test fails
     assert text(browser, "message") == "token expired (code 201): log in again."  # the article's message
     assert visible(browser, "login") and not visible(browser, "session")
     assert session_storage(browser, "token") is None
 
 
-def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, site, page_servers, tmp_path):
-    s, origin = site(), page_servers("other-port").origin  # the API allows the page's own port only
+def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, site, tmp_path):
+    s = site()
+    origin = s.hostile.url  # the API allows the front end's port only
     browser.get_log("browser")  # empty the console
     log_in(browser, s, origin)
-    wait_for(browser, lambda: visible(browser, "message"), what="an answer")
+    wait_for(browser, lambda: visible(browser, "message"), "an answer")
     browser.save_screenshot(str(tmp_path / "blocked.png"))
 
     assert text(browser, "message").startswith("Network or CORS error")
@@ -273,8 +232,7 @@ def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, si
     assert f"from origin '{origin}' has been blocked by CORS policy" in console
     # The browser asked first (the preflight: a JSON body is not a "simple" request), was not allowed,
     # and never sent the login itself.
-    log = s.log()
-    assert '"OPTIONS /login HTTP/1.1" 200' in log and "POST /login" not in log
+    assert ("OPTIONS /login", 200) in s.api.requests and "POST /login" not in dict(s.api.requests)
 
 
 # Step 07's cookies ---------------------------------------------------------------------------------------
@@ -290,33 +248,6 @@ def log_in_with_cookies(driver, s):
     see_users(driver)
 
 
-def requests_seen(s):
-    """[("GET /users", "200"), ...] from this test's part of the API's log (werkzeug colours the 4xx lines)."""
-    return re.findall(r'"([A-Z]+ \S+) HTTP/1\.1" (\d{3})', re.sub(r"\x1b\[[0-9;]*m", "", s.log()))
-
-
-def dataset(driver, name):
-    return driver.find_element("tag name", "body").get_attribute(f"data-{name}")
-
-
-@pytest.mark.since("step07_cookies")
-def test_cookie_login_lists_the_users_and_no_script_sees_the_jwt(browser, site):
-    s = site()
-    log_in_with_cookies(browser, s)
-    assert text(browser, "identity") == "admin@gmail.com"
-    held = browser_cookies(browser)
-    assert {name for name, _ in held} == JWT_COOKIES | CSRF_COOKIES
-    assert {path for name, path in held if name == "refresh_token_cookie"} == {"/refresh", "/logout"}
-    assert all(c["httpOnly"] is (c["name"] in JWT_COOKIES) and c["sameSite"] == "Lax" for c in held.values())
-    seen = browser.execute_script("return document.cookie")
-    assert "csrf_access_token=" in seen and "csrf_refresh_token=" in seen
-    assert "access_token_cookie" not in seen and "refresh_token_cookie" not in seen and "eyJ" not in seen
-    storage = browser.execute_script("return [JSON.stringify(sessionStorage), localStorage.length]")
-    assert storage == ['{"userid":"1"}', 0]  # no token in storage
-    browser.refresh()  # a reload: the cookies are still there, and still accepted
-    see_users(browser, "the users list after a reload")
-
-
 def swap_access_cookie(driver, s, exp):
     """The access cookie replaced by one with the same claims but this exp, signed as the server signs (KEY)."""
     cookie = browser_cookies(driver)[("access_token_cookie", "/")]
@@ -327,49 +258,54 @@ def swap_access_cookie(driver, s, exp):
 
 
 @pytest.mark.since("step07_cookies")
-def test_implicit_refresh_is_seen_by_the_page(browser, site):
+def test_a_cookie_session_from_login_to_logout(browser, site):
+    """No script sees the JWT; the access cookie is renewed by implicit refresh and, expired, through /refresh;
+    logout clears every cookie. One login for the whole session: each page load costs."""
     s = site()
     log_in_with_cookies(browser, s)
-    # The default IMPLICIT_REFRESH_WITHIN, 5 min: the access cookie is swapped for one with 2 min left, which the
-    # answer to the next request renews (the server's own 15-min cookie would not be, and no test waits 10 min).
+    assert text(browser, "identity") == "admin@gmail.com"
+    held = browser_cookies(browser)
+    assert {name for name, _ in held} == JWT_COOKIES | {"csrf_access_token", "csrf_refresh_token"}
+    assert {path for name, path in held if name == "refresh_token_cookie"} == {"/refresh", "/logout"}
+    assert all(c["httpOnly"] is (c["name"] in JWT_COOKIES) and c["sameSite"] == "Lax" for c in held.values())
+    seen = browser.execute_script("return document.cookie")
+    assert "csrf_access_token=" in seen and "csrf_refresh_token=" in seen
+    assert "access_token_cookie" not in seen and "refresh_token_cookie" not in seen and "eyJ" not in seen
+    storage = browser.execute_script("return [JSON.stringify(sessionStorage), localStorage.length]")
+    assert storage == ['{"userid":"1"}', 0]  # no token in storage
+    browser.refresh()  # a reload: the cookies are still there, and still accepted
+    see_users(browser, "the users list after a reload")
+
+    # Implicit refresh, within the default IMPLICIT_REFRESH_WITHIN, 5 min: the access cookie is swapped for one with
+    # 2 min left, which the answer to the next request renews (the server's own 15-min cookie would not be).
     before = swap_access_cookie(browser, s, int(time.time()) + 120)
     renewals = int(dataset(browser, "renewals") or 0)
+    s.api.requests.clear()
     browser.find_element("id", "reload-users").click()
-    wait_for(browser, lambda: int(dataset(browser, "renewals") or 0) > renewals, what="a renewed access cookie")
+    wait_for(browser, lambda: int(dataset(browser, "renewals") or 0) > renewals, "a renewed access cookie")
     assert browser_cookies(browser)[("access_token_cookie", "/")]["value"] != before
     assert "(implicit refresh)" in text(browser, "message")
-    assert "POST /refresh" not in s.log()  # nobody called /refresh: the answer to GET /users carried it
+    assert "POST /refresh" not in dict(s.api.requests)  # nobody called /refresh: the answer to GET /users carried it
 
-
-@pytest.mark.since("step07_cookies")
-def test_an_expired_access_cookie_is_renewed_through_refresh(browser, site):
-    # Not a short-lived token waited out: the token /refresh gives would be as short-lived, and a loaded machine
-    # could let it lapse before the retried GET. The access cookie is swapped for the same claims, expired.
-    s = site()
-    log_in_with_cookies(browser, s)
+    # Expired: not a short-lived token waited out (the token /refresh gives would be as short-lived, and a loaded
+    # machine could let it lapse before the retried GET), the access cookie swapped for the same claims, expired.
     swap_access_cookie(browser, s, int(time.time()) - 60)
     browser.find_element("id", "reload-users").click()
-    wait_for(browser, lambda: dataset(browser, "refreshed") == "1", what="POST /refresh")
+    wait_for(browser, lambda: dataset(browser, "refreshed") == "1", "POST /refresh")
     see_users(browser)
-    seen = requests_seen(s)
-    assert ("GET /users", "401") in seen and ("POST /refresh", "200") in seen, seen
+    assert ("GET /users", 401) in s.api.requests and ("POST /refresh", 200) in s.api.requests, s.api.requests
 
-
-@pytest.mark.since("step07_cookies")
-def test_logout_clears_every_cookie(browser, site):
-    s = site()
-    log_in_with_cookies(browser, s)
     browser.find_element("id", "logout").click()
-    wait_for(browser, lambda: dataset(browser, "logout") == "done", what="the answer to POST /logout")
+    wait_for(browser, lambda: dataset(browser, "logout") == "done", "the answer to POST /logout")
     assert text(browser, "message") == "Logged out: the server revoked both tokens and removed the cookies."
     assert browser_cookies(browser) == {} and browser.execute_script("return document.cookie") == ""
-    assert visible(browser, "login") and ("POST /logout", "200") in requests_seen(s)
+    assert visible(browser, "login") and logouts(s) == [200]
 
 
 # The attack -------------------------------------------------------------------------------------------
 
 # Another site with CSRF protection on is not a case of its own: SameSite stops it with the protection off (below),
-# before any CSRF check. Each case is a login and two page loads in the browser.
+# before any CSRF check.
 ATTACKS = [  # (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
     pytest.param("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}, id="same-site-CSRF-check-stops-it"),
     pytest.param("127.0.0.1", "off", {"code": 200, "message": "logged out"}, id="same-site-csrf-off-THE-WRONG-WAY-succeeds"),
@@ -378,23 +314,22 @@ ATTACKS = [  # (where the hostile page is, CSRF protection, what the form's POST
 
 
 @pytest.mark.since("step07_cookies")
-@pytest.mark.parametrize("attack", ["form", "fetch"])
 @pytest.mark.parametrize("host, protection, form_answer", ATTACKS)
-def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, attack, host, protection, form_answer):
-    s = site(env={} if protection == "on" else {"JWT_COOKIE_CSRF_PROTECT": "false"})  # on: the default
-    log_in_with_cookies(browser, s)
-    browser.get(f"http://{host}:{s.hostile.server_port}/hostile.html?api={s.api.url}&attack={attack}")
-    if attack == "form":  # the tab has navigated to the API's answer
-        wait_for(browser, lambda: browser.current_url.startswith(s.api.url), what="the form's POST")
-        assert json.loads(browser.find_element("tag name", "body").text) == form_answer
-    else:  # fetch: the answer is hidden from the page (CORS), the API's log says what happened
-        wait_for(browser, lambda: dataset(browser, "sent") == "yes", what="the fetch")
-        wait_for(browser, lambda: "POST /logout" in s.log(), what="the fetch reaching the API")
+def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, host, protection, form_answer):
+    s = site(**({} if protection == "on" else {"JWT_COOKIE_CSRF_PROTECT": "false"}))  # on: the default
     succeeded = form_answer["code"] == 200
-    assert [r for r in requests_seen(s) if r[0] == "POST /logout"] == [("POST /logout", "200" if succeeded else "401")]
-    # The visitor's own tab: still logged in, unless the attack worked.
-    browser.get(f"{s.page.origin}/?api={s.api.url}&mode=cookies")
-    if succeeded:
-        assert {name for name, _ in browser_cookies(browser)} == set()  # logged out by another page
-    else:
+    for attack in ("form", "fetch"):  # an auto-submitted form, then a no-cors fetch
+        if attack == "form" or succeeded:  # a successful attack logged the visitor out
+            log_in_with_cookies(browser, s)
+        s.api.requests.clear()
+        browser.get(f"http://{host}:{s.hostile.server_port}/hostile.html?api={s.api.url}&attack={attack}")
+        if attack == "form":  # the tab has navigated to the API's answer
+            wait_for(browser, lambda: browser.current_url.startswith(s.api.url), "the form's POST")
+            assert json.loads(browser.find_element("tag name", "body").text) == form_answer
+        else:  # fetch: the answer is hidden from the page (CORS), the API's log says what happened
+            wait_for(browser, lambda: dataset(browser, "sent") == "yes" and logouts(s), "the fetch reaching the API")
+        assert logouts(s) == [200 if succeeded else 401], attack
+        assert (browser_cookies(browser) == {}) is succeeded, attack  # logged out by another page, or not
+    if not succeeded:  # the visitor's own tab: still logged in
+        browser.get(f"{s.page.url}/index.html?api={s.api.url}&mode=cookies")
         see_users(browser, "the visitor's session")
