@@ -37,7 +37,7 @@ from tutorial.live import build_app, release
 FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
 FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); the cookie tests follow below
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
-KEY = secrets.token_hex(32)  # the API signs with it (step09 on: the session's KEYS_DIR): a test can make an expired token
+KEY = secrets.token_hex(32)  # the API signs with it (step09 on: the KEYS_DIR): a test can make an expired token
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
 # One browser for the module: under pytest-xdist the group's tests go to one worker (--dist loadgroup); carried forward,
 # on step 07 and the finished step only (tests/conftest.py).
@@ -128,10 +128,10 @@ def wait_for(driver, condition, what, timeout=10):
         # The page reacts within tens of ms: looking every 20 ms (a WebDriver command) saves ~50 ms a wait over 100 ms.
         return WebDriverWait(driver, timeout, poll_frequency=0.02).until(lambda d: condition())
     except TimeoutException:  # any other error is the condition's own, and says so itself
-        # What a rare failure needs to be understood afterwards: the page's message, rows and markers.
-        seen = driver.execute_script("return [document.getElementById('message').textContent, [...document"
-                                     ".querySelectorAll('#users tbody tr')].map((r) => r.textContent), {...document.body.dataset}]")
-        raise AssertionError(f"{what} did not happen within {timeout} s; the page's message, users and markers: {seen}") from None
+        seen = driver.execute_script(  # what a rare failure needs to be understood afterwards
+            "return [document.getElementById('message').textContent, {...document.body.dataset},"
+            " [...document.querySelectorAll('#users tbody tr')].map((row) => row.textContent)]")
+        raise AssertionError(f"{what} did not happen within {timeout} s; message, markers, users: {seen}") from None
 
 
 def text(driver, element_id):
@@ -253,7 +253,8 @@ def swap_access_cookie(driver, s, exp):
     cookie = browser_cookies(driver)[("access_token_cookie", "/")]
     claims = {**jwt.decode(cookie["value"], options={"verify_signature": False}), "exp": exp}
     kept = {k: cookie[k] for k in ("name", "path", "httpOnly", "sameSite")}
-    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": resign(cookie["value"], claims, KEY)})
+    value = resign(cookie["value"], claims, KEY)
+    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": value})
     return browser_cookies(driver)[("access_token_cookie", "/")]["value"]
 
 
@@ -306,15 +307,15 @@ def test_a_cookie_session_from_login_to_logout(browser, site):
 
 # Another site with CSRF protection on is not a case of its own: SameSite stops it with the protection off (below),
 # before any CSRF check.
-ATTACKS = [  # (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
-    pytest.param("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}, id="same-site-CSRF-check-stops-it"),
-    pytest.param("127.0.0.1", "off", {"code": 200, "message": "logged out"}, id="same-site-csrf-off-THE-WRONG-WAY-succeeds"),
-    pytest.param("localhost", "off", {"code": 203, "message": "missing token"}, id="another-site-csrf-off-SameSite-still-stops-it"),
-]
+ATTACKS = {  # id: (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
+    "same-site-CSRF-check-stops-it": ("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}),
+    "same-site-csrf-off-THE-WRONG-WAY-succeeds": ("127.0.0.1", "off", {"code": 200, "message": "logged out"}),
+    "another-site-csrf-off-SameSite-still-stops-it": ("localhost", "off", {"code": 203, "message": "missing token"}),
+}
 
 
 @pytest.mark.since("step07_cookies")
-@pytest.mark.parametrize("host, protection, form_answer", ATTACKS)
+@pytest.mark.parametrize("host, protection, form_answer", ATTACKS.values(), ids=ATTACKS)
 def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, host, protection, form_answer):
     s = site(**({} if protection == "on" else {"JWT_COOKIE_CSRF_PROTECT": "false"}))  # on: the default
     succeeded = form_answer["code"] == 200

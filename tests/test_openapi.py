@@ -221,17 +221,9 @@ def check_answer(document, response, where, pointer):
     return body
 
 
-@pytest.fixture(scope="module")
-def answers_by_step():
-    return {}  # both tests of a step read its answers: its probes are sent once
-
-
-@pytest.fixture
-def answers(step, request, answers_by_step, models, document):
+def send_probes(step, apps, models, document):
     """Every probe sent, every answer checked against the document: {response object pointer: [bodies]}."""
-    if step in answers_by_step:
-        return answers_by_step[step]
-    apps, seen = request.getfixturevalue("apps"), {}  # the apps are made only where the probes are sent
+    seen = {}
     headers, rows = tokens(apps["up"], models), hasattr(models.User, "token_version") and accounts(apps["up"], models)
     for app_name, method, path, url, kwargs, why in probes(document, headers):
         if app_name not in apps:  # keys down before step09
@@ -253,20 +245,12 @@ def answers(step, request, answers_by_step, models, document):
                 f"{response.get_data(as_text=True)[:200]}"
             pointer = f"/paths/{escape(path)}/{method.lower()}/responses/{status}"
         seen.setdefault(pointer, []).append(check_answer(document, response, where, pointer))
-    answers_by_step[step] = seen  # kept only when every answer was documented
     return seen
 
 
-# Both tests of a step on one xdist worker, where the step's probes are sent once (answers_by_step).
-@pytest.mark.xdist_group("openapi answers")
 @pytest.mark.since("step02_db")
-def test_every_answer_is_documented(answers):
-    assert answers  # each one was checked as it came (check_answer)
-
-
-@pytest.mark.xdist_group("openapi answers")
-@pytest.mark.since("step02_db")
-def test_every_documented_answer_happens(document, answers):
+def test_every_answer_is_documented_and_every_documented_answer_happens(step, apps, models, document):
+    answers = send_probes(step, apps, models, document)  # each answer checked as it came (check_answer)
     expected = {"/components/responses/NotFound", "/components/responses/MethodNotAllowed"} | {
         f"/paths/{escape(path)}/{method.lower()}/responses/{status}"
         for (path, method), op in operations(document).items() for status in op["responses"]}
