@@ -13,6 +13,7 @@ for await (const line of readline.createInterface({ input: process.stdin })) {
   const status = await new Promise((resolve) => newman.run({
     collection, environment, envVar: [{ key: "baseUrl", value: baseUrl }, { key: "errorStyle", value: errorStyle }],
     reporters: ["cli", "json"], reporter: { json: { export: report } }, color: "off", disableUnicode: true,
+    timeout: 120000, // a run that hangs ends, and its test fails
   }, (error, summary) => {
     if (error) console.log(`error: ${error.message || error}`);
     resolve(error || summary.run.error || summary.run.failures.length ? 1 : 0);
