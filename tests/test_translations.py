@@ -38,13 +38,6 @@ def read(relative, root=ROOT):
     return (root / relative).read_text(encoding="utf-8")
 
 
-def twin(english):
-    """The Chinese twin's path; the test is skipped where it is missing (test_every_..._has_a_chinese_twin fails)."""
-    if not (ROOT / english.with_name(ZH)).is_file():
-        pytest.skip(f"{english.with_name(ZH)} does not exist (its own test fails)")
-    return english.with_name(ZH)
-
-
 def parse(text):
     """(code blocks as [line, text], links as (line, target), heading texts) of a markdown text."""
     lines, blocks, links, headings = text.splitlines(keepends=True), [], [], []
@@ -121,35 +114,18 @@ def anchors(text):
         yield anchor if not seen[anchor] else f"{anchor}-{seen[anchor]}"
 
 
-def test_the_learner_facing_readmes_include_the_root_and_every_step():
-    assert {EN, *(f"{step}/{EN}" for step in reference_steps())} <= {p.as_posix() for p in READMES}
-    assert not any(part in NOT_LEARNER_FACING for p in READMES for part in p.parts)
-
-
 @pytest.mark.parametrize("english", READMES, ids=Path.as_posix)
-def test_every_learner_facing_readme_has_a_chinese_twin(english):
+def test_the_chinese_twin_shows_the_same_code_blocks_and_its_links_lead_somewhere(english):
+    chinese = english.with_name(ZH)
     assert (ROOT / english).is_file(), f"{english} is missing: every step folder needs its README"
-    assert (ROOT / english.with_name(ZH)).is_file(), (
-        f"{english} has no Chinese twin: write {english.with_name(ZH)} beside it (the same headings and code blocks, "
+    assert (ROOT / chinese).is_file(), (
+        f"{english} has no Chinese twin: write {chinese} beside it (the same headings and code blocks, "
         f"the prose in Chinese, '[English]({EN})' at the top) and add '[中文]({ZH})' at the top of {english}")
-
-
-@pytest.mark.parametrize("english", READMES, ids=Path.as_posix)
-def test_both_languages_show_the_same_code_blocks_in_the_same_order(english):
-    twin(english)
-    assert out_of_step(english) is None, out_of_step(english)
-
-
-@pytest.mark.parametrize("english", READMES, ids=Path.as_posix)
-def test_each_language_links_to_the_other_at_the_top(english):
-    for path, link in ((english, f"[中文]({ZH})"), (twin(english), f"[English]({EN})")):
+    problems = [out_of_step(english)]
+    for path, link in ((english, f"[中文]({ZH})"), (chinese, f"[English]({EN})")):
         top = re.split(r"^## ", read(path), maxsplit=1, flags=re.MULTILINE)[0]  # before the first "##" heading
-        assert link in top, f"{path} does not link to its twin at the top: add a line '{link}' under its title"
-
-
-@pytest.mark.parametrize("english", READMES, ids=Path.as_posix)
-def test_the_links_of_a_chinese_readme_lead_to_chinese_twins_and_to_headings_that_exist(english):
-    chinese, problems = twin(english), []
+        if link not in top:
+            problems.append(f"{path} does not link to its twin at the top: add a line '{link}' under its title")
     for number, target in parse(read(chinese))[1]:
         if re.match(r"[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):  # https:, mailto: ...
             continue
@@ -163,7 +139,7 @@ def test_the_links_of_a_chinese_readme_lead_to_chinese_twins_and_to_headings_tha
         elif anchor and path.suffix == ".md" and anchor not in anchors(read(path)):
             problems.append(f"{where}: no heading of {path.relative_to(ROOT).as_posix()} has the anchor #{anchor} (GitHub "
                             f"makes it from the heading's text: lower case, punctuation removed, spaces as hyphens)")
-    assert not problems, "\n".join(problems)
+    assert not any(problems), "\n".join(filter(None, problems))
 
 
 def test_chinese_anchors_are_made_the_way_github_makes_them():
