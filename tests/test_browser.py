@@ -1,16 +1,9 @@
-"""The front end (frontend/) in headless Chromium, served from another origin than the API: CORS for real.
-
-Chromium and chromedriver are the system's (apt-get install chromium chromium-driver; on PATH, or CHROMIUM and
-CHROMEDRIVER), driven by Selenium; nothing is downloaded (tests/needs.py). The API is the step built as `flask run`
-builds it; it, the front end and the hostile page are served from threads of this process, each on a port of its own.
-One Chromium and one API per step and settings for the module; each test starts with a clean browser.
-
-Step 07's cookies: the front end in cookie mode (?mode=cookies) and a hostile page (frontend/hostile.html) that tries
-POST /logout with the visitor's cookies, on 127.0.0.1:<c> (same site as the front end's 127.0.0.1:<b>: SameSite does
-not stop it, the CSRF check must) or on localhost:<c> (another site: the Lax cookies are not sent).
-
-test_log_in_see_the_users_and_log_out takes the README's screenshot, in a temporary folder. To replace
-frontend/screenshot.png (the README's ports 5000 and 8000, which must be free, and the development CORS_ORIGINS):
+"""The front end (frontend/) in headless Chromium (the system's chromium and chromedriver, driven by Selenium:
+tests/needs.py), served from another origin than the API: CORS for real. The API (the step as `flask run` builds it),
+the front end and a hostile page are served from threads of this process; one Chromium, and one API per step and
+settings, for the module. The hostile page (frontend/hostile.html) tries POST /logout with the visitor's cookies, from
+127.0.0.1:<c> (the front end's site: SameSite does not stop it, the CSRF check must) or from localhost:<c> (another
+site: the Lax cookies are not sent). To replace frontend/screenshot.png (ports 5000 and 8000 must be free):
 
     UPDATE_SCREENSHOT=1 uv run pytest tests/test_browser.py -k log_in
 """
@@ -77,10 +70,10 @@ def browser(tmp_path_factory):  # one Chromium for the module; each test starts 
     chromium, chromedriver = needs.found("chromium")
     options = webdriver.ChromeOptions()
     options.binary_location = str(chromium)
+    # One renderer process for the tests' sites, not one per site and page load (~0.1 s of CPU each): cookies,
+    # SameSite and CORS are the browser's network service's, the same either way (--disable-site-isolation-trials).
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     # One renderer process for the tests' sites, not one per site and page load (~0.1 s of CPU
-                     # each): cookies, SameSite and CORS are the browser's network service's, the same either way.
+                     "--disable-sync", "--disable-background-networking", "--disable-component-update",
                      "--disable-site-isolation-trials",
                      "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
