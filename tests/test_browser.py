@@ -158,6 +158,10 @@ def log_in(driver, s, origin=None, mode=""):
     driver.find_element("id", "login-button").click()
 
 
+def with_exp(token, exp):  # the token's claims with this exp, signed as the server signs (KEY)
+    return resign(token, {**jwt.decode(token, options={"verify_signature": False}), "exp": exp}, KEY)
+
+
 def logouts(s):
     return [status for request, status in s.api.requests if request == "POST /logout"]
 
@@ -197,9 +201,8 @@ def test_an_expired_token_gets_the_articles_message(browser, site, tmp_path):
     # stored token is swapped for the same claims, expired, and the page shows it as it shows a token after a login.
     log_in(browser, site())
     see_users(browser)
-    token = session_storage(browser, "token")
-    claims = {**jwt.decode(token, options={"verify_signature": False}), "exp": int(time.time()) - 60}
-    browser.execute_script("sessionStorage.setItem('token', arguments[0]); showSession()", resign(token, claims, KEY))
+    expired = with_exp(session_storage(browser, "token"), int(time.time()) - 60)
+    browser.execute_script("sessionStorage.setItem('token', arguments[0]); showSession()", expired)
     wait_for(browser, lambda: text(browser, "countdown").startswith("expired"), "the countdown", timeout=5)
 
     browser.find_element("id", "reload-users").click()
@@ -242,12 +245,10 @@ def log_in_with_cookies(driver, s):
 
 
 def swap_access_cookie(driver, s, exp):
-    """The access cookie replaced by one with the same claims but this exp, signed as the server signs (KEY)."""
+    """The access cookie replaced by one with the same claims but this exp."""
     cookie = browser_cookies(driver)[("access_token_cookie", "/")]
-    claims = {**jwt.decode(cookie["value"], options={"verify_signature": False}), "exp": exp}
     kept = {k: cookie[k] for k in ("name", "path", "httpOnly", "sameSite")}
-    value = resign(cookie["value"], claims, KEY)
-    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": value})
+    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": with_exp(cookie["value"], exp)})
     return browser_cookies(driver)[("access_token_cookie", "/")]["value"]
 
 
