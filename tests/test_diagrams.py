@@ -1,7 +1,7 @@
-"""Every Mermaid diagram in a README renders (a broken one fails here, not on the code host's page), and each step
-README has a sequence diagram of what the step adds. They are rendered by the Mermaid that mermaid-cli installs
-(package.json, `npm ci`) in one page of Debian's headless Chromium (tests/render_mermaid.mjs): skipped without
-them, failed under CI (`needs("mermaid")`)."""
+"""Every Mermaid diagram in a README renders (a broken one fails here, each place named, not on the code host's page),
+and each step README has a sequence diagram of what the step adds. They are rendered by the Mermaid that mermaid-cli
+installs (package.json, `npm ci`) in one page of Debian's headless Chromium (tests/render_mermaid.mjs): skipped
+without them, failed under CI (`needs("mermaid")`)."""
 import json
 import os
 import re
@@ -13,7 +13,6 @@ import pytest
 import needs
 from tutorial.steps import ROOT, reference_steps
 
-pytestmark = pytest.mark.xdist_group("diagrams")  # one worker renders them all, in one Chromium (`rendered`)
 SKIPPED = {"node_modules", "workspace", "instance", ".venv", ".git"}
 MERMAID = re.compile(r"^```mermaid\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 
@@ -32,22 +31,16 @@ def diagrams():
 DIAGRAMS = diagrams()
 
 
-@pytest.fixture(scope="session")
-def rendered():
-    """{where: error or None}; each distinct text rendered once (a Chinese README repeats its diagrams verbatim)."""
+@pytest.mark.needs("mermaid")
+def test_every_diagram_renders():
     node, chromium = needs.found("mermaid")
-    texts = sorted(set(DIAGRAMS.values()))
+    texts = sorted(set(DIAGRAMS.values()))  # each rendered once: a Chinese README repeats its diagrams verbatim
     done = subprocess.run([node, str(ROOT / "tests" / "render_mermaid.mjs"), chromium], input=json.dumps(texts),
                           capture_output=True, text=True, encoding="utf-8", timeout=300, cwd=ROOT)
     assert done.returncode == 0, f"the renderer could not run:\n{done.stderr[-2000:]}"
     errors = dict(zip(texts, json.loads(done.stdout)))
-    return {where: errors[text] for where, text in DIAGRAMS.items()}
-
-
-@pytest.mark.needs("mermaid")
-@pytest.mark.parametrize("where", DIAGRAMS)
-def test_diagram_renders(rendered, where):
-    assert rendered[where] is None, f"{where}: {rendered[where]}"
+    broken = [f"{where}: {errors[text]}" for where, text in DIAGRAMS.items() if errors[text]]
+    assert not broken, "\n".join(broken)
 
 
 @pytest.mark.parametrize("step", reference_steps())
