@@ -232,8 +232,8 @@ def send_probes(step, apps, models, document):
         if app_name not in apps:  # keys down before step09
             continue
         response = apps[app_name].test_client(use_cookies=False).open(url, method=method, **kwargs)  # no jar: our Cookies
-        now = rows and app_name == "up" and accounts(apps["up"], models)  # a user a probe added stays: the others
-        if now and any(now.get(key) != row for key, row in rows.items()):  # are put back, only if changed: commits cost
+        now = rows and app_name == "up" and method != "GET" and accounts(apps["up"], models)  # a GET changes nothing
+        if now and any(now.get(key) != row for key, row in rows.items()):  # a user a probe added stays; commits cost
             with apps["up"].app_context():
                 for row in rows.values():
                     models.db.session.execute(models.db.update(models.User).filter_by(id=row["id"]).values(**row))
