@@ -32,6 +32,7 @@ DIAGRAMS = diagrams()
 
 
 @pytest.mark.needs("mermaid")
+@pytest.mark.schedule_first  # a few seconds: handed out before the quick tests
 def test_every_diagram_renders():
     node, chromium = needs.found("mermaid")
     texts = sorted(set(DIAGRAMS.values()))  # each rendered once: a Chinese README repeats its diagrams verbatim
