@@ -1,9 +1,9 @@
 """Workshop mode (tutorial/cli.py): `tutorial start`, `check`, `diff`, `status`, and the READMEs' diff blocks.
 
-Every test works in its own temporary workspace, never in the repository's workspace/. The copies whose tests run (a
-copy of the reference, the skeleton of step 01, the learner mistakes) are checked in one checking process, one pytest
-session each (the `checked` fixture); one test runs `tutorial check` as a learner does, the others stop before any
-test runs, or narrow them with -k.
+Every test works in its own temporary workspace, never in the repository's workspace/. Two processes check copies:
+one test runs `tutorial check` on a copy of the reference as a learner does; the other copies (the learner mistakes,
+the skeleton of step 01, copies that do not import) are checked in one checking process, one pytest session each (the
+`checked` fixture), each narrowed with -k.
 """
 import contextlib
 import io
@@ -17,10 +17,9 @@ import textwrap
 import pytest
 
 from tutorial import checking, cli, diffs
-from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step
+from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, StepError, import_step
 
 pytestmark = pytest.mark.schedule_first  # checks are processes of their own (tests/conftest.py)
-
 
 # What tells the step tests of database servers, Redis and strict mode: a learner's laptop has none of them. The
 # verdicts are the tool's, not the servers'; the suite itself runs every step on the servers.
@@ -30,7 +29,7 @@ SERVERS_AND_STRICTNESS = ("TEST_DATABASE_URLS", "TEST_REDIS_URL", "CI", "TUTORIA
 def copy_step(step, workspace, file=None, right=None, wrong=None):
     """Copy the reference step's code into the workspace, with `right` in `file` replaced by `wrong` (None: `wrong` put
     first): return how often `right` was there."""
-    shutil.copytree(ROOT / step, workspace / step, ignore=shutil.ignore_patterns("__pycache__", "README.md"))
+    shutil.copytree(ROOT / step, workspace / step, ignore=shutil.ignore_patterns("__pycache__", "README*"))
     if file is None:
         return 1
     path = workspace / step / file
@@ -62,98 +61,104 @@ MISTAKES = {
                                           "role_is_read_from_the_user_row"),
     "put the signing key's kid": ("step09_keys", "keys.py", '        return {"kid": g.signing_key.kid}', "        return {}", "login_token_is_eddsa"),
 }
-HINT_TEST = "test_a_hint_names_its_mistake_and_no_other"
 NOT_ON_WINDOWS = "open a replaced SQLite file again"  # its test skips there: Windows cannot replace an open file
 if os.name == "nt":
     del MISTAKES[NOT_ON_WINDOWS]
+# Copies that do not import (a line put first in resources.py), and what the error line says.
+BROKEN = {
+    "syntax error": ("def get(self)\n", "SyntaxError"),  # a missing colon
+    "missing module": ("from .modelz import User\n", "ModuleNotFoundError: No module named 'step03_jwt.modelz'"),
+    "missing name": ("from .models import Usr\n", "ImportError: cannot import name 'Usr'"),
+}
+OTHER_COPIES = {  # (step, file, right, wrong, -k) as in MISTAKES
+    "forgotten decorator": ("step03_jwt", "resources.py", "    @jwt_required()", "    # @jwt_required() forgotten",
+                            "cors_header or another_key or hello_answers"),
+    **{name: ("step03_jwt", "resources.py", None, "# my version\n" + line, None) for name, (line, _) in BROKEN.items()},
+}
 
 
 @pytest.fixture(scope="session")
-def checked(request, tmp_path_factory):
-    """{copy: (how often the change's `right` was in its file, the CheckResult of its tests)} for the copies this run
-    checks: each in a workspace of its own, all checked in one process (checking.run_checks), as a learner's laptop."""
-    run = {item.name for item in request.session.items}  # after -k, and what xdist gave this worker
-    copies = dict(MISTAKES) if any(name.startswith(HINT_TEST) for name in run) else {}  # each hint: every mistake
-    if "test_a_copy_of_the_reference_passes_every_test_of_its_step" in run:
-        copies["reference"] = ("step03_jwt", None, None, None, None)
+def checked(tmp_path_factory):
+    """{copy: (how often the change's `right` was in its file, its CheckResult or StepError)}, each copy in a workspace of
+    its own, all checked in one process (checking.run_checks) as on a learner's laptop."""
     checks, counts = [], {}
-    for name, (step, file, right, wrong, select) in copies.items():
+    for name, (step, file, right, wrong, select) in {**MISTAKES, **OTHER_COPIES}.items():
         folder = tmp_path_factory.mktemp("copy")
         counts[name] = copy_step(step, folder, file, right, wrong)
         checks.append(checking.Check(folder, [step], select))
-    if "test_start_01_makes_a_skeleton_that_imports" in run:
-        folder = tmp_path_factory.mktemp("skeleton")
-        with contextlib.redirect_stdout(io.StringIO()):
-            assert cli.main(["start", "01", "--workspace", str(folder)]) == 0
-        counts["skeleton"] = 1
-        checks.append(checking.Check(folder, ["step01_basic"], "hello_answers_json"))
+    folder = tmp_path_factory.mktemp("skeleton")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["start", "01", "--workspace", str(folder)]) == 0
+    counts["skeleton"] = 1
+    checks.append(checking.Check(folder, ["step01_basic"], "hello_answers_json"))
     with pytest.MonkeyPatch.context() as learner:
         for name in SERVERS_AND_STRICTNESS:
             learner.delenv(name, raising=False)
-        results = checking.run_checks(checks) if checks else []
-    return {name: (counts[name], result if isinstance(result, Exception) else result[check.steps[0]])
+        results = checking.run_checks(checks)
+    return {name: (counts[name], result if isinstance(result, StepError) else result[check.steps[0]])
             for name, check, result in zip(counts, checks, results)}
 
 
 def verdicts(checked, name):
     """(how often the change's `right` was there, the CheckResult, what `tutorial check` prints for it)."""
     count, result = checked[name]
-    if isinstance(result, Exception):  # the copy did not import, or ran no test
+    if isinstance(result, StepError):  # the copy did not import, or ran no test
         raise result
     out = io.StringIO()
     cli.print_verdicts(result, colour=False, out=out)
     return count, result, out.getvalue()
 
 
-@pytest.mark.xdist_group("checked")  # one worker checks the copies (checked)
-def test_a_copy_of_the_reference_passes_every_test_of_its_step(checked):
-    _, result, printed = verdicts(checked, "reference")
-    assert result.passed, printed
-    assert cli.summary(result).startswith(f"all {len(result.behaviours)} behaviours pass ")
-    assert "taught in step 01, still true" in printed and "new in this step" in printed
-
-
-def test_check_names_the_behaviour_that_breaks_and_the_learners_line(tmp_path):
-    copy = tmp_path / "step03_jwt"
-    assert copy_step("step03_jwt", tmp_path, "resources.py", "    @jwt_required()", "    # @jwt_required() forgotten") == 1
-    resources = copy / "resources.py"
+def test_a_copy_of_the_reference_passes_every_test_of_its_step(tmp_path):
+    copy_step("step03_jwt", tmp_path)
+    copy = (tmp_path / "step03_jwt").as_posix()
     learner = {k: v for k, v in os.environ.items() if k not in SERVERS_AND_STRICTNESS}
     done = subprocess.run(  # as a learner runs it, output piped
-        [sys.executable, "-m", "tutorial", "check", "03", "--workspace", str(tmp_path), "-k", "cors_header or another_key or hello_answers"],
-        cwd=ROOT, capture_output=True, text=True, encoding="utf-8", errors="replace", env={**learner, "PYTHONIOENCODING": "utf-8"}, timeout=300)
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert f"Checking {copy.as_posix()} with the tests of step03_jwt ...\n" in done.stdout
-    assert f"{copy.as_posix()} does not pass yet" in done.stdout
+        [sys.executable, "-m", "tutorial", "check", "03", "--workspace", str(tmp_path)], cwd=ROOT, capture_output=True,
+        text=True, encoding="utf-8", errors="replace", env={**learner, "PYTHONIOENCODING": "utf-8"}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"Checking {copy} with the tests of step03_jwt ...\n")
+    assert "taught in step 01, still true" in done.stdout and "new in this step" in done.stdout
+    assert re.search(rf"^{re.escape(copy)} passes: (\d+) of \1 behaviours pass \(\d+ tests, 0 failed\)", done.stdout, re.M)
+    assert "FAILED" not in done.stdout and "Traceback" not in done.stdout and "_pytest" not in done.stdout
+
+
+@pytest.mark.xdist_group("checked")  # one worker checks the copies (checked)
+def test_check_names_the_behaviour_that_breaks_and_the_learners_line(checked, monkeypatch, capsys):
+    count, result, printed = verdicts(checked, "forgotten decorator")
+    assert count == 1
     # Verdicts in words, not pytest tracebacks: the behaviours that need the token fail...
-    assert "FAILED  Refusal carries cors header so the front end can read it" in done.stdout
-    assert "FAILED  Token signed with another key is refused" in done.stdout
+    assert "FAILED  Refusal carries cors header so the front end can read it" in printed
+    assert "FAILED  Token signed with another key is refused" in printed
     # ...with the learner's line that raised, and the rest still passes.
-    assert f"raised in {resources.as_posix()}, line " in done.stdout
-    assert "passed  Hello answers json" in done.stdout
-    assert "Traceback" not in done.stdout and "_pytest" not in done.stdout
-
-
-def test_check_reference_passes(capsys, monkeypatch):
-    for name in SERVERS_AND_STRICTNESS:
-        monkeypatch.delenv(name, raising=False)
-    assert cli.main(["check", "03", "--reference", "-k", "hello_answers_json"]) == 0
+    assert re.search(r"raised in .*/copy\d*/step03_jwt/resources\.py, line \d+", printed)
+    assert "passed  Hello answers json" in printed
+    assert "Traceback" not in printed and "_pytest" not in printed
+    # `check` prints them after its first line, says the copy does not pass yet, and exits with 1 (--reference: ROOT).
+    monkeypatch.setattr(checking, "run_check", lambda *args: result if args == ("step03_jwt", ROOT, "cors") else None)
+    assert cli.main(["check", "03", "--reference", "-k", "cors"]) == 1
     out = capsys.readouterr().out
-    assert "Checking the reference step03_jwt with the tests of step03_jwt ..." in out
-    assert "the reference step03_jwt passes: " in out
+    assert out.startswith("Checking the reference step03_jwt with the tests of step03_jwt ...\n" + printed)
+    assert f"\nthe reference step03_jwt does not pass yet: {cli.summary(result)}, in " in out
+
+
+@pytest.mark.xdist_group("checked")
+@pytest.mark.parametrize("name", BROKEN)
+def test_a_workspace_that_does_not_import_names_the_file_and_line(checked, name):
+    with pytest.raises(StepError) as error:  # and no test ran
+        verdicts(checked, name)
+    assert re.fullmatch(rf".*/step03_jwt/resources\.py, line 2: {re.escape(BROKEN[name][1])}.*", str(error.value))
 
 
 def test_a_stale_reference_import_cannot_shadow_the_workspace_copy(tmp_path, monkeypatch):
     copy_step("step03_jwt", tmp_path)
-    copy = tmp_path / "step03_jwt"
     saved_modules = {k: v for k, v in sys.modules.items() if k.partition(".")[0] == "step03_jwt"}
     saved_path = list(sys.path)
     try:
-        reference = import_step("step03_jwt")  # imported from the repository root first
-        assert reference.__file__ == str(ROOT / "step03_jwt" / "__init__.py")
+        assert import_step("step03_jwt").__file__ == str(ROOT / "step03_jwt" / "__init__.py")  # the reference first
         monkeypatch.setenv(STEPS_DIR_VARIABLE, str(tmp_path))
-        learner = import_step("step03_jwt")
-        assert learner.__file__ == str(copy / "__init__.py")
-        assert sys.modules["step03_jwt.resources"].__file__ == str(copy / "resources.py")
+        assert import_step("step03_jwt").__file__ == str(tmp_path / "step03_jwt" / "__init__.py")
+        assert sys.modules["step03_jwt.resources"].__file__ == str(tmp_path / "step03_jwt" / "resources.py")
     finally:
         for name in [k for k in sys.modules if k.partition(".")[0] == "step03_jwt"]:
             del sys.modules[name]
@@ -172,21 +177,6 @@ def test_learner_mistakes_are_one_line_and_exit_2(tmp_path, capsys, args, messag
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
-
-
-@pytest.mark.parametrize("broken, message", [
-    ("def get(self)\n", "SyntaxError"),  # a missing colon
-    ("from .modelz import User\n", "ModuleNotFoundError: No module named 'step03_jwt.modelz'"),
-    ("from .models import Usr\n", "ImportError: cannot import name 'Usr'"),
-], ids=["syntax error", "missing module", "missing name"])
-def test_a_workspace_that_does_not_import_names_the_file_and_line(tmp_path, capsys, broken, message):
-    copy_step("step03_jwt", tmp_path, "resources.py", None, "# my version\n" + broken)
-    resources = tmp_path / "step03_jwt" / "resources.py"
-    assert cli.main(["check", "03", "--workspace", str(tmp_path)]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""  # no test ran
-    assert captured.err.startswith(f"tutorial: error: {resources.as_posix()}, line 2: {message}")
-    assert captured.err.count("\n") == 1
 
 
 def test_start_copies_the_previous_step_and_refuses_to_overwrite(tmp_path, capsys):
@@ -223,7 +213,7 @@ def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys, checked):
     assert "assert 404 == 200" in printed
 
 
-def test_diff_is_plain_when_piped_and_skips_readmes_and_caches(capsys):
+def test_diff_is_plain_when_piped_and_skips_readmes_and_caches(capsys, monkeypatch):
     def diff(*args):  # in this process: its captured output is no terminal, as a pipe is not
         assert cli.main(["diff", *args]) == 0
         return capsys.readouterr().out
@@ -234,7 +224,8 @@ def test_diff_is_plain_when_piped_and_skips_readmes_and_caches(capsys):
     assert "+    @jwt_required()" in plain
     assert "README" not in plain and "__pycache__" not in plain
     assert diff("03") == plain  # the previous step by default
-    assert "\033[32m+" in diff("02", "03", "--color", "always")
+    monkeypatch.setattr(cli, "use_colour", lambda stream: True)  # a terminal
+    assert "\033[32m+" in diff("02", "03")
 
 
 class Terminal:
@@ -247,17 +238,15 @@ def test_colour_on_a_terminal_unless_no_color(monkeypatch):
     assert cli.use_colour(Terminal())
     monkeypatch.setenv("NO_COLOR", "1")
     assert not cli.use_colour(Terminal())
-    assert cli.use_colour(Terminal(), "always")
 
 
 def test_status_lists_every_step(tmp_path, capsys):
     copy_step("step02_db", tmp_path)
     assert cli.main(["status", "--workspace", str(tmp_path), "--no-check"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].split() == ["step", "your", "copy", "check"]
-    assert rows[1].startswith("step01_basic") and "not started: " in rows[1] and "start 01" in rows[1]
-    assert rows[2].startswith("step02_db") and "step02_db" in rows[2].split()[1]
-    assert len(rows) == 1 + len(diffs.reference_steps())
+    assert rows[0].startswith("step01_basic") and "not started: " in rows[0] and "start 01" in rows[0]
+    assert rows[1].startswith("step02_db") and rows[1].endswith(f"{(tmp_path / 'step02_db').as_posix()}, not checked")
+    assert len(rows) == len(diffs.reference_steps())
 
 
 def test_every_step_readme_shows_the_current_diff_from_the_previous_step():
@@ -265,12 +254,11 @@ def test_every_step_readme_shows_the_current_diff_from_the_previous_step():
     assert not stale, f"the generated diff in {', '.join(stale)} is out of date: run `{diffs.COMMAND}`"
 
 
-def test_readme_block_is_inside_the_what_changed_section_and_keeps_the_bullets():
-    text = (ROOT / "step03_jwt" / "README.md").read_text(encoding="utf-8")
-    section = cli.readme_section(text, "What changed from step 02")
-    assert section.startswith("- `__init__.py`")  # the hand-written bullets come first
-    assert diffs.START in section and diffs.END in section
-    assert "<details><summary>The full diff</summary>" in section and "```diff\n--- step02_db/" in section
+def test_readme_block_ends_the_what_changed_section_after_its_bullets():
+    for step in diffs.reference_steps()[1:]:
+        section = cli.readme_section((ROOT / step / "README.md").read_text(encoding="utf-8"), "What changed from step")
+        assert section.index(diffs.START) > 0 and section.endswith(diffs.END), step  # the hand-written part comes first
+    assert "<details><summary>The full diff</summary>" in section and "```diff\n--- step08_accounts/" in section
 
 
 def test_what_changed_shows_the_operations_openapi_json_adds_not_its_json():
