@@ -1,4 +1,4 @@
-"""Workshop mode (tutorial/cli.py): `tutorial start`, `check`, `diff`, `status`, and the READMEs' diff blocks.
+"""Workshop mode (tutorial/cli.py): `tutorial start`, `check`, `diff`, and the READMEs' diff blocks.
 
 Every test works in its own temporary workspace, never in the repository's workspace/. Two processes check copies:
 one test runs `tutorial check` on a copy of the reference as a learner does; the other copies (the learner mistakes,
@@ -17,7 +17,7 @@ import textwrap
 import pytest
 
 from tutorial import checking, cli, diffs
-from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, StepError, import_step
+from tutorial.steps import ROOT, StepError
 
 pytestmark = pytest.mark.schedule_first  # checks are processes of their own (tests/conftest.py)
 
@@ -28,14 +28,13 @@ SERVERS_AND_STRICTNESS = ("TEST_DATABASE_URLS", "TEST_REDIS_URL", "CI", "TUTORIA
 
 def copy_step(step, workspace, file=None, right=None, wrong=None):
     """Copy the reference step's code into the workspace, with `right` in `file` replaced by `wrong` (None: `wrong` put
-    first): return how often `right` was there."""
+    first)."""
     shutil.copytree(ROOT / step, workspace / step, ignore=shutil.ignore_patterns("__pycache__", "README*"))
-    if file is None:
-        return 1
-    path = workspace / step / file
-    source = path.read_text(encoding="utf-8")
-    path.write_text(wrong + source if right is None else source.replace(right, wrong), encoding="utf-8")
-    return 1 if right is None else source.count(right)
+    if file is not None:
+        path = workspace / step / file
+        source = path.read_text(encoding="utf-8")
+        assert right is None or source.count(right) == 1, f"{step}/{file} has not one {right!r}: update the change"
+        path.write_text(wrong + source if right is None else source.replace(right, wrong), encoding="utf-8")
 
 
 # Each hint of checking.HINTS (the start of its fix): the learner mistake that shows it, made in a copy of the reference
@@ -79,34 +78,32 @@ OTHER_COPIES = {  # (step, file, right, wrong, -k) as in MISTAKES
 
 @pytest.fixture(scope="session")
 def checked(tmp_path_factory):
-    """{copy: (how often the change's `right` was in its file, its CheckResult or StepError)}, each copy in a workspace of
-    its own, all checked in one process (checking.run_checks) as on a learner's laptop."""
-    checks, counts = [], {}
+    """{copy: its CheckResult or StepError}, each copy in a workspace of its own, all checked in one process
+    (checking.run_checks) as on a learner's laptop."""
+    checks = {}
     for name, (step, file, right, wrong, select) in {**MISTAKES, **OTHER_COPIES}.items():
         folder = tmp_path_factory.mktemp("copy")
-        counts[name] = copy_step(step, folder, file, right, wrong)
-        checks.append(checking.Check(folder, [step], select))
+        copy_step(step, folder, file, right, wrong)
+        checks[name] = checking.Check(folder, [step], select)
     folder = tmp_path_factory.mktemp("skeleton")
     with contextlib.redirect_stdout(io.StringIO()):
         assert cli.main(["start", "01", "--workspace", str(folder)]) == 0
-    counts["skeleton"] = 1
-    checks.append(checking.Check(folder, ["step01_basic"], "hello_answers_json"))
+    checks["skeleton"] = checking.Check(folder, ["step01_basic"], "hello_answers_json")
     with pytest.MonkeyPatch.context() as learner:
         for name in SERVERS_AND_STRICTNESS:
             learner.delenv(name, raising=False)
-        results = checking.run_checks(checks)
-    return {name: (counts[name], result if isinstance(result, StepError) else result[check.steps[0]])
-            for name, check, result in zip(counts, checks, results)}
+        results = checking.run_checks(list(checks.values()))
+    return {name: result if isinstance(result, StepError) else result[check.steps[0]]
+            for (name, check), result in zip(checks.items(), results)}
 
 
 def verdicts(checked, name):
-    """(how often the change's `right` was there, the CheckResult, what `tutorial check` prints for it)."""
-    count, result = checked[name]
-    if isinstance(result, StepError):  # the copy did not import, or ran no test
-        raise result
+    """The CheckResult of a copy, and what `tutorial check` prints for it."""
+    if isinstance(checked[name], StepError):  # the copy did not import, or ran no test
+        raise checked[name]
     out = io.StringIO()
-    cli.print_verdicts(result, colour=False, out=out)
-    return count, result, out.getvalue()
+    cli.print_verdicts(checked[name], colour=False, out=out)
+    return checked[name], out.getvalue()
 
 
 def test_a_copy_of_the_reference_passes_every_test_of_its_step(tmp_path):
@@ -125,8 +122,7 @@ def test_a_copy_of_the_reference_passes_every_test_of_its_step(tmp_path):
 
 @pytest.mark.xdist_group("checked")  # one worker checks the copies (checked)
 def test_check_names_the_behaviour_that_breaks_and_the_learners_line(checked, monkeypatch, capsys):
-    count, result, printed = verdicts(checked, "forgotten decorator")
-    assert count == 1
+    result, printed = verdicts(checked, "forgotten decorator")
     # Verdicts in words, not pytest tracebacks: the behaviours that need the token fail...
     assert "FAILED  Refusal carries cors header so the front end can read it" in printed
     assert "FAILED  Token signed with another key is refused" in printed
@@ -150,22 +146,6 @@ def test_a_workspace_that_does_not_import_names_the_file_and_line(checked, name)
     assert re.fullmatch(rf".*/step03_jwt/resources\.py, line 2: {re.escape(BROKEN[name][1])}.*", str(error.value))
 
 
-def test_a_stale_reference_import_cannot_shadow_the_workspace_copy(tmp_path, monkeypatch):
-    copy_step("step03_jwt", tmp_path)
-    saved_modules = {k: v for k, v in sys.modules.items() if k.partition(".")[0] == "step03_jwt"}
-    saved_path = list(sys.path)
-    try:
-        assert import_step("step03_jwt").__file__ == str(ROOT / "step03_jwt" / "__init__.py")  # the reference first
-        monkeypatch.setenv(STEPS_DIR_VARIABLE, str(tmp_path))
-        assert import_step("step03_jwt").__file__ == str(tmp_path / "step03_jwt" / "__init__.py")
-        assert sys.modules["step03_jwt.resources"].__file__ == str(tmp_path / "step03_jwt" / "resources.py")
-    finally:
-        for name in [k for k in sys.modules if k.partition(".")[0] == "step03_jwt"]:
-            del sys.modules[name]
-        sys.modules.update(saved_modules)
-        sys.path[:] = saved_path
-
-
 @pytest.mark.parametrize("args, message", [
     (["check", "99"], "there is no step '99': the steps are 01, 02,"),
     (["start", "step99_nope"], "there is no step 'step99_nope'"),
@@ -180,8 +160,11 @@ def test_learner_mistakes_are_one_line_and_exit_2(tmp_path, capsys, args, messag
 
 
 def test_start_copies_the_previous_step_and_refuses_to_overwrite(tmp_path, capsys):
-    assert cli.main(["start", "03", "--workspace", str(tmp_path)]) == 0
+    for step in diffs.reference_steps():
+        assert cli.main(["start", step[4:6], "--workspace", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    assert not re.findall(r"^#.*|\]\(#.*", out, re.M)  # a terminal shows neither a diagram nor where #section is
+    assert "a skeleton: there is no previous step" in out  # step 01
     copy = tmp_path / "step03_jwt"
     assert sorted(p.name for p in copy.iterdir()) == diffs.step_files(ROOT / "step02_db")  # code only, no README
     assert (copy / "resources.py").read_text(encoding="utf-8") == (ROOT / "step02_db" / "resources.py").read_text(encoding="utf-8")
@@ -198,17 +181,9 @@ def test_start_copies_the_previous_step_and_refuses_to_overwrite(tmp_path, capsy
     assert (copy / "resources.py").read_text(encoding="utf-8") == (ROOT / "step02_db" / "resources.py").read_text(encoding="utf-8")
 
 
-def test_start_prints_no_empty_heading_and_no_link_within_the_page(tmp_path, capsys):
-    for step in diffs.reference_steps():  # a terminal shows neither a diagram nor where #section is
-        assert cli.main(["start", step[4:6], "--workspace", str(tmp_path)]) == 0
-    assert not re.findall(r"^#.*|\]\(#.*", capsys.readouterr().out, re.M)
-
-
 @pytest.mark.xdist_group("checked")
-def test_start_01_makes_a_skeleton_that_imports(tmp_path, capsys, checked):
-    assert cli.main(["start", "01", "--workspace", str(tmp_path)]) == 0
-    assert "a skeleton: there is no previous step" in capsys.readouterr().out
-    _, _, printed = verdicts(checked, "skeleton")  # the same skeleton, checked with -k hello_answers_json: it imports ...
+def test_start_01_makes_a_skeleton_that_imports(checked):
+    _, printed = verdicts(checked, "skeleton")  # checked with -k hello_answers_json: it imports ...
     assert "FAILED  Hello answers json" in printed  # ... and fails: nothing is written yet
     assert "assert 404 == 200" in printed
 
@@ -240,15 +215,6 @@ def test_colour_on_a_terminal_unless_no_color(monkeypatch):
     assert not cli.use_colour(Terminal())
 
 
-def test_status_lists_every_step(tmp_path, capsys):
-    copy_step("step02_db", tmp_path)
-    assert cli.main(["status", "--workspace", str(tmp_path), "--no-check"]) == 0
-    rows = capsys.readouterr().out.splitlines()
-    assert rows[0].startswith("step01_basic") and "not started: " in rows[0] and "start 01" in rows[0]
-    assert rows[1].startswith("step02_db") and rows[1].endswith(f"{(tmp_path / 'step02_db').as_posix()}, not checked")
-    assert len(rows) == len(diffs.reference_steps())
-
-
 def test_every_step_readme_shows_the_current_diff_from_the_previous_step():
     stale = [path.relative_to(ROOT).as_posix() for path in diffs.readme_diffs()]
     assert not stale, f"the generated diff in {', '.join(stale)} is out of date: run `{diffs.COMMAND}`"
@@ -270,28 +236,18 @@ def test_what_changed_shows_the_operations_openapi_json_adds_not_its_json():
 @pytest.mark.xdist_group("checked")
 @pytest.mark.parametrize("hint", checking.HINTS, ids=lambda hint: hint.fix[:40])
 def test_a_hint_names_its_mistake_and_no_other(checked, hint):
+    readme, _, anchor = hint.link.partition("#")
+    headings = [line.lstrip("#").strip().lower() for line in (ROOT / readme).read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")]
+    assert anchor in [re.sub(r"[^\w\- ]", "", heading).replace(" ", "-") for heading in headings]  # GitHub's anchors
     if os.name == "nt" and hint.fix.startswith(NOT_ON_WINDOWS):
         pytest.skip("Windows cannot replace an open file: the test this hint answers skips there")
     mine = [name for name in MISTAKES if hint.fix.startswith(name)]
     assert len(mine) == 1, "one learner mistake in MISTAKES shows this hint"
-    for name, (step, file, right, *_) in MISTAKES.items():
-        count, result, printed = verdicts(checked, name)
-        assert count == 1, f"{step}/{file} no longer has {right!r}: update MISTAKES"
+    for name in MISTAKES:  # each copies a step with one mistake (different copies of one step, in turn: none shadows)
+        result, printed = verdicts(checked, name)
         assert not result.passed, printed
         assert (f"likely fix: {hint.fix} (see {hint.link})" in printed) == (name in mine), f"{name}:\n{printed}"
-
-
-@pytest.mark.parametrize("hint", checking.HINTS, ids=lambda hint: hint.fix[:40])
-def test_every_hint_links_to_a_readme_section_that_exists(hint):
-    readme, _, anchor = hint.link.partition("#")
-    text = (ROOT / readme).read_text(encoding="utf-8")
-    anchors = {github_anchor(line.lstrip("#").strip()) for line in text.splitlines() if line.startswith("#")}
-    assert anchor in anchors, f"{hint.link}: no such heading"
-
-
-def github_anchor(heading):
-    """The #anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
 
 @pytest.mark.parametrize("readme", ["README.md", "README.zh-CN.md"])

@@ -3,7 +3,6 @@
     tutorial start 03         copy the previous step into workspace/step03_jwt and say what the step asks for
     tutorial check 03         run step03_jwt's tests against workspace/step03_jwt, one verdict per behaviour
     tutorial diff 02 03       the reference change from step02_db to step03_jwt
-    tutorial status           every step: is there a workspace copy, and does it pass?
     tutorial readme-diffs     regenerate the diff block of every step README
 
 Run it as `uv run tutorial ...`, or `python -m tutorial ...` in a virtual environment made from
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from tutorial import checking, diffs
 from tutorial.checking import shown
-from tutorial.steps import ROOT, StepError, find_step, previous_step, reference_steps
+from tutorial.steps import ROOT, StepError, find_step, previous_step
 
 GREEN, RED, YELLOW, DIM, BOLD, RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
 LABELS = {"failed": ("FAILED ", RED), "skipped": ("skipped", YELLOW), "passed": ("passed ", GREEN)}
@@ -205,24 +204,6 @@ def diff(args):
     return 0
 
 
-def status(args):
-    workspace = Path(args.workspace).resolve()
-    started = [step for step in reference_steps() if (workspace / step).exists()]
-    results = {} if args.no_check else dict(zip(started, checking.run_checks([checking.Check(workspace, [s]) for s in started])))
-    for step in reference_steps():
-        result = results.get(step)
-        if step not in started:
-            verdict = f"not started: {command_name()} start {step[4:6]}"
-        elif result is None:
-            verdict = f"{shown(workspace / step)}, not checked"
-        elif isinstance(result, StepError):
-            verdict = f"does not import: {result}"
-        else:
-            verdict = f"{'passes' if result[step].passed else 'fails'}: {summary(result[step])}"
-        print(f"{step:<18}{verdict}")
-    return 0
-
-
 def readme_diffs(_args):
     paths = diffs.readme_diffs(write=True)
     print("\n".join(f"updated {shown(path)}" for path in paths) or "every step README's diff is up to date")
@@ -248,16 +229,13 @@ def parser():
     p.add_argument("old", help="the earlier step, or the only step")
     p.add_argument("new", nargs="?", help="the later step")
 
-    p = commands.add_parser("status", parents=[workspace], help="for every step: your copy, and whether it passes")
-    p.add_argument("--no-check", action="store_true", help="only list the copies, do not run their tests")
-
     commands.add_parser("readme-diffs", help="regenerate the diff block in every step README")
     return main
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    run = {"start": start, "check": check, "diff": diff, "status": status, "readme-diffs": readme_diffs}[args.command]
+    run = {"start": start, "check": check, "diff": diff, "readme-diffs": readme_diffs}[args.command]
     try:
         return run(args)
     except StepError as error:
