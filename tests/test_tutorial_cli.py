@@ -1,9 +1,7 @@
 """Workshop mode (tutorial/cli.py): `tutorial start`, `check`, `diff`, and the READMEs' diff blocks.
 
-Every test works in its own temporary workspace, never in the repository's workspace/. Two processes check copies:
-one test runs `tutorial check` on a copy of the reference as a learner does; the other copies (the learner mistakes,
-the skeleton of step 01, copies that do not import) are checked in one checking process, one pytest session each (the
-`checked` fixture), each narrowed with -k.
+Every test works in its own temporary workspace, never in the repository's workspace/. One test runs `tutorial check`
+on a copy of the reference as a learner does; the other copies (learner mistakes) are checked by one process (`checked`).
 """
 import contextlib
 import io
@@ -131,7 +129,8 @@ def test_check_names_the_behaviour_that_breaks_and_the_learners_line(checked, mo
     assert "passed  Hello answers json" in printed
     assert "Traceback" not in printed and "_pytest" not in printed
     # `check` prints them after its first line, says the copy does not pass yet, and exits with 1 (--reference: ROOT).
-    monkeypatch.setattr(checking, "run_check", lambda *args: result if args == ("step03_jwt", ROOT, "cors") else None)
+    monkeypatch.setattr(checking, "run_checks", lambda checks: [{"step03_jwt": result}] if checks == [
+        checking.Check(ROOT, ["step03_jwt"], "cors")] else None)
     assert cli.main(["check", "03", "--reference", "-k", "cors"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("Checking the reference step03_jwt with the tests of step03_jwt ...\n" + printed)
@@ -188,7 +187,7 @@ def test_start_01_makes_a_skeleton_that_imports(checked):
     assert "assert 404 == 200" in printed
 
 
-def test_diff_is_plain_when_piped_and_skips_readmes_and_caches(capsys, monkeypatch):
+def test_diff_is_plain_when_piped_coloured_on_a_terminal_and_skips_readmes_and_caches(capsys, monkeypatch):
     def diff(*args):  # in this process: its captured output is no terminal, as a pipe is not
         assert cli.main(["diff", *args]) == 0
         return capsys.readouterr().out
@@ -199,20 +198,11 @@ def test_diff_is_plain_when_piped_and_skips_readmes_and_caches(capsys, monkeypat
     assert "+    @jwt_required()" in plain
     assert "README" not in plain and "__pycache__" not in plain
     assert diff("03") == plain  # the previous step by default
-    monkeypatch.setattr(cli, "use_colour", lambda stream: True)  # a terminal
-    assert "\033[32m+" in diff("02", "03")
-
-
-class Terminal:
-    def isatty(self):
-        return True
-
-
-def test_colour_on_a_terminal_unless_no_color(monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal...
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert cli.use_colour(Terminal())
-    monkeypatch.setenv("NO_COLOR", "1")
-    assert not cli.use_colour(Terminal())
+    assert "\033[32m+" in diff("02", "03")
+    monkeypatch.setenv("NO_COLOR", "1")  # ... unless NO_COLOR is set
+    assert diff("02", "03") == plain
 
 
 def test_every_step_readme_shows_the_current_diff_from_the_previous_step():
@@ -254,14 +244,10 @@ def test_a_hint_names_its_mistake_and_no_other(checked, hint):
 def test_the_landing_pages_console_blocks_are_executed_step_readme_blocks(readme):
     """The root README's console blocks are not run themselves: each must be a block that a step README shows
     and tests/test_readme_transcripts.py runs (the step README's annotation says how)."""
-    def console_blocks(text):
-        return [textwrap.dedent(block) for block in re.findall(r"^[ \t]*```console\n(.*?)^[ \t]*```", text, re.M | re.S)]
-
-    landing = console_blocks((ROOT / readme).read_text(encoding="utf-8"))
-    annotated = set()
-    for path in ROOT.glob("step[0-9][0-9]_*/README.md"):
-        text = path.read_text(encoding="utf-8")
-        annotated |= set(re.findall(r"^<!-- transcript: run[^\n]*-->\n```console\n(.*?)^```", text, re.M | re.S))
+    text = (ROOT / readme).read_text(encoding="utf-8")
+    landing = [textwrap.dedent(block) for block in re.findall(r"^[ \t]*```console\n(.*?)^[ \t]*```", text, re.M | re.S)]
+    annotated = {block for path in ROOT.glob("step[0-9][0-9]_*/README.md") for block in re.findall(
+        r"^<!-- transcript: run[^\n]*-->\n```console\n(.*?)^```", path.read_text(encoding="utf-8"), re.M | re.S)}
     assert landing, f"{readme} shows no console block"
     for block in landing:
         assert block in annotated, f"{readme}: this block is in no step README as an executed block:\n{block}"

@@ -1,11 +1,6 @@
-"""The checking process of `tutorial check` (tutorial/checking.py), and its pytest plugin.
-
-`python -m tutorial.check_plugin sessions.json` runs one pytest session per entry, one after another, each with its
-folder first on the import path and in TUTORIAL_STEPS_DIR, after importing each checked step (import_problem: one that
-does not import is the whole report). The plugin keeps the tests whose `step` fixture (tests/conftest.py: the `since`
-parametrization, an explicit parametrize, or the step the file is named after) names a --tutorial-step, and reports
-for each a verdict a learner can read: its name and docstring and, for a failure, the test's line that failed, what
-was found instead, and the learner's line that raised.
+"""The checking process of `tutorial check` (tutorial/checking.py), and its pytest plugin: it keeps the tests whose
+`step` fixture (tests/conftest.py) names a --tutorial-step, and reports for each what a learner can read: its name and
+docstring and, for a failure, the test's line that failed, what was found instead, and the learner's line that raised.
 """
 import importlib
 import json
@@ -17,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tutorial.checking import shown  # paths relative to the repository, where this process runs
+from tutorial.checking import hint_for, shown  # paths relative to the repository, where this process runs
 from tutorial.steps import STEPS_DIR_VARIABLE, forget, import_step, steps_dir
 
 OPTIONS = ["-p", "tutorial.check_plugin", "-o", "addopts=", "-q", "--tb=no", "-p", "no:cacheprovider",
@@ -33,12 +28,10 @@ def pytest_addoption(parser):
 
 def checked_step(item):
     """The step package a collected test checks, or None if it does not use the `step` fixture."""
-    if "step" not in getattr(item, "fixturenames", ()):
+    if "step" not in item.fixturenames:
         return None
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "step" in callspec.params:
-        return callspec.params["step"]
-    return item.module.__name__.rpartition(".")[2].removeprefix("test_")
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    return params.get("step") or item.module.__name__.rpartition(".")[2].removeprefix("test_")
 
 
 def introduced(item, step):
@@ -49,10 +42,8 @@ def introduced(item, step):
 
 def pytest_collection_modifyitems(config, items):
     steps, only_introduced = config.getoption("tutorial_step"), config.getoption("tutorial_introduced")
-    keep = [item for item in items if checked_step(item) in steps and (introduced(item, checked_step(item)) or not only_introduced)]
-    kept = set(keep)
-    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-    items[:] = keep
+    items[:] = [item for item in items if checked_step(item) in steps
+                and (introduced(item, checked_step(item)) or not only_introduced)]
 
 
 def short(text, limit=220):
@@ -86,7 +77,7 @@ def explain(excinfo, item, report):
     if logged and short(logged[-1], 200) not in found:
         found += f" — the app logged {short(logged[-1], 200)}"
     return {"expected": statement[0].strip() if statement else None, "where": where, "found": found,
-            "raised_at": raised_at, "assertion": assertion}
+            "raised_at": raised_at, "assertion": assertion, "hint": hint_for(found, item.originalname)}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -122,13 +113,10 @@ def import_problem(folder, step):
     ({file, line, message}). Forgotten afterwards: the tests import the step afresh, in the environment they make."""
     package_dir = Path(folder) / step
     try:
-        package = import_step(step)
+        import_step(step)
         for module in sorted(package_dir.glob("*.py")):
             if module.stem != "__init__" and "." not in module.stem:  # gunicorn.conf.py is gunicorn's file, not a module
                 importlib.import_module(f"{step}.{module.stem}")
-        if not callable(getattr(package, "create_app", None)):
-            return {"file": str(package_dir / "__init__.py"), "line": None,
-                    "message": "defines no create_app() function, which the tests call to build the app"}
     except (Exception, SystemExit) as error:
         frames = [(frame.filename, frame.lineno) for frame in traceback.extract_tb(error.__traceback__)
                   if package_dir in Path(frame.filename).resolve().parents]

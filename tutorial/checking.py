@@ -1,10 +1,9 @@
 """`tutorial check`: run the reference tests of a step against a folder of step packages.
 
-The tests run in a Python process of their own (tutorial/check_plugin.py), with the folder first on the import path
-and named in TUTORIAL_STEPS_DIR (see tutorial/steps.py), so that a step package of the same name elsewhere — the
-reference copy at the repository root — cannot be imported instead. There each checked step is imported first: a step
-that does not import is one line naming the file and line, and none of its tests runs. One process can check several
-folders (run_checks), one pytest session after another: the imports and start-up of the first serve the rest.
+The tests run in a process of their own (tutorial/check_plugin.py), with the folder first on the import path and in
+TUTORIAL_STEPS_DIR (tutorial/steps.py): the reference package of the same name cannot be imported instead. Each checked
+step is imported first: one that does not import is one line naming the file and line, and none of its tests runs.
+One process checks several folders (run_checks), one pytest session after another: its start-up serves them all.
 """
 import json
 import os
@@ -60,15 +59,6 @@ def test_files_for(step):
             or any(s <= step for s in re.findall(r"[\"'](step\d\d_\w+)[\"']", path.read_text(encoding="utf-8")))]
 
 
-def run_check(step, folder, select=None):
-    """The CheckResult of the tests that check `step` against the package in `folder`. StepError if the step does not
-    import (naming the file and line: no test runs) or the tests could not run."""
-    result = run_checks([Check(folder, [step], select)])[0]
-    if isinstance(result, StepError):
-        raise result
-    return result[step]
-
-
 def run_checks(checks):
     """Run several Checks in one process, one pytest session each: for each, {step: CheckResult}, or the StepError that
     says why its tests did not run (a step that does not import, no test selected)."""
@@ -100,28 +90,21 @@ def results(check, report, tail):
     """One Check's {step: CheckResult}, from the report of its session, or a StepError."""
     if report and "problem" in report:
         problem = report["problem"]
-        return StepError(shown(problem["file"]) + (f", line {problem['line']}" if problem["line"] else "") + f": {problem['message']}")
+        line = f", line {problem['line']}" if problem["line"] else ""
+        return StepError(f"{shown(problem['file'])}{line}: {problem['message']}")
     steps = ", ".join(check.steps)
     if report and report["exit"] == 5:
         return StepError(f"no test checks {steps}" + (f" with -k {check.select!r}" if check.select else ""))
     if not report or report["exit"] not in (0, 1):
         return StepError(f"the tests of {steps} could not run (pytest exit status {report and report['exit']}):\n{tail}")
-    checked = {step: CheckResult(step, []) for step in check.steps}
-    for case in report["cases"]:
-        case["hint"] = hint_for(case) if case["outcome"] == "failed" else None
-        checked[case["step"]].tests.append(case)
-    return checked
-
-
-# Likely fixes ---------------------------------------------------------------------------------------------
-# The mistakes learners make when they type the article's code on today's libraries: how each shows up in a
-# failure (a pattern in what was found, and/or the test that failed), the fix in one line, and the README
-# section that explains it. A pattern names what the app did (its answer, before " != ", or its exception),
-# never the test's expected value. The first match wins; tests/test_tutorial_cli.py makes each mistake in a copy.
+    return {step: CheckResult(step, [case for case in report["cases"] if case["step"] == step]) for step in check.steps}
 
 
 @dataclass
 class Hint:
+    """A mistake learners make typing the article's code on today's libraries: how it shows up in a failure, the fix
+    in one line and the README section that explains it. A pattern names what the app did (its answer, before " != ",
+    or its exception), never the test's expected value. The first match wins; tests/test_tutorial_cli.py makes each."""
     fix: str
     link: str  # README.md#anchor, relative to the repository root
     found: str = ""  # a regular expression searched in what the failure found
@@ -159,9 +142,9 @@ HINTS = [
 ]
 
 
-def hint_for(case):
-    """'likely fix' text with its README link for a failed case, or None."""
+def hint_for(found, function):
+    """'likely fix' text with its README link for a failure, or None."""
     for hint in HINTS:
-        if re.search(hint.found, case.get("found") or "") and re.search(hint.test, case.get("function", "")):
+        if re.search(hint.found, found) and re.search(hint.test, function):
             return f"{hint.fix} (see {hint.link})"
     return None

@@ -1,12 +1,6 @@
-"""`tutorial`: workshop mode — a learner types each step in a workspace, and checks it with the reference tests.
-
-    tutorial start 03         copy the previous step into workspace/step03_jwt and say what the step asks for
-    tutorial check 03         run step03_jwt's tests against workspace/step03_jwt, one verdict per behaviour
-    tutorial diff 02 03       the reference change from step02_db to step03_jwt
-    tutorial readme-diffs     regenerate the diff block of every step README
-
-Run it as `uv run tutorial ...`, or `python -m tutorial ...` in a virtual environment made from
-requirements.txt. Problems the learner can fix are one line on stderr, with exit status 2.
+"""`tutorial start|check|diff|readme-diffs`: workshop mode (docs/workshop.md), as `uv run tutorial ...` or `python -m
+tutorial ...`. A learner types each step in a workspace, and checks it with the reference tests. Problems the learner
+can fix are one line on stderr, with exit status 2.
 """
 import argparse
 import os
@@ -41,22 +35,21 @@ def create_app(test_config=None):
 
 
 def use_colour(stream):
-    """Colour on a terminal unless NO_COLOR is set (https://no-color.org)."""
+    """Colour on a terminal unless NO_COLOR is set (https://no-color.org). Windows 10's console (conhost: cmd,
+    PowerShell) shows colour once asked to (ENABLE_VIRTUAL_TERMINAL_PROCESSING); an older one refuses."""
     if not stream.isatty() or os.environ.get("NO_COLOR"):
         return False
-    return os.name != "nt" or windows_console_shows_colour(stream)
-
-
-def windows_console_shows_colour(stream):
-    """Windows 10's console (conhost: cmd, PowerShell) shows colour once asked to (ENABLE_VIRTUAL_TERMINAL_PROCESSING);
-    an older one refuses, and would print the escape codes as text. Not a console (a pipe, a test's stand-in): colour."""
+    if os.name != "nt":
+        return True
     try:
         import ctypes
         import msvcrt
 
         handle, mode, kernel32 = msvcrt.get_osfhandle(stream.fileno()), ctypes.c_uint32(), ctypes.windll.kernel32
-        return not kernel32.GetConsoleMode(handle, ctypes.byref(mode)) or bool(kernel32.SetConsoleMode(handle, mode.value | 4))
-    except (AttributeError, ImportError, OSError, ValueError):
+        if not kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
+            return True
+        return bool(kernel32.SetConsoleMode(handle, mode.value | 4))
+    except (AttributeError, ImportError, OSError, ValueError):  # not a console: a pipe, a test's stand-in
         return True
 
 
@@ -185,9 +178,13 @@ def check(args):
     folder = ROOT if args.reference else Path(args.workspace).resolve()
     if not (folder / step).exists():
         raise StepError(f"{shown(folder / step)} does not exist: start the step with {command_name()} start {step[4:6]}")
-    colour, what, started = use_colour(sys.stdout), f"the reference {step}" if args.reference else shown(folder / step), time.monotonic()
+    colour, started = use_colour(sys.stdout), time.monotonic()
+    what = f"the reference {step}" if args.reference else shown(folder / step)
     print(f"Checking {what} with the tests of {step} ...", flush=True)
-    result = checking.run_check(step, folder, args.k)
+    result = checking.run_checks([checking.Check(folder, [step], args.k)])[0]
+    if isinstance(result, StepError):  # the copy does not import (no test ran), or its tests could not run
+        raise result
+    result = result[step]
     print_verdicts(result, colour)
     verdict = paint("passes", GREEN, colour) if result.passed else paint("does not pass yet", RED, colour)
     print(f"\n{what} {verdict}: {summary(result)}, in {time.monotonic() - started:.1f} s.")

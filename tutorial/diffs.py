@@ -13,7 +13,7 @@ COMMAND = "uv run tutorial readme-diffs"
 def step_files(folder):
     """The files of a step folder that a diff shows: no README, caches, databases or hidden files."""
     return sorted(path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if path.is_file()
-                  and not any(p in ("__pycache__", "instance") or p.startswith(".") for p in path.relative_to(folder).parts)
+                  and not any(p in ("__pycache__", "instance") or p[0] == "." for p in path.relative_to(folder).parts)
                   and not path.name.startswith("README") and path.suffix not in (".pyc", ".sqlite", ".db"))
 
 
@@ -33,10 +33,13 @@ def step_diff(old, new, skip=()):
         f"{new}/{name}" if (ROOT / new / name).is_file() else "/dev/null"))
 
 
+COLOURS = {"+": "\033[32m", "-": "\033[31m", "@": "\033[36m"}
+
+
 def colour_diff(text):
     """A diff for a terminal: file names bold, added lines green, removed lines red, hunk headers cyan."""
     def paint(line):
-        colour = "\033[1m" if line.startswith(("+++ ", "--- ")) else {"+": "\033[32m", "-": "\033[31m", "@": "\033[36m"}.get(line[:1])
+        colour = "\033[1m" if line.startswith(("+++ ", "--- ")) else COLOURS.get(line[:1])
         return f"{colour}{line}\033[0m" if colour else line
 
     return "\n".join(map(paint, text.split("\n")))
