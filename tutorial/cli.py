@@ -29,8 +29,7 @@ def create_app(test_config=None):
     # To do: answer JSON with flask-restful (an Api, the Hello resource on /hello) and allow CORS.
     return app
 ''',
-    "resources.py": '''# To do: the Hello resource (GET /hello), a flask-restful Resource.
-''',
+    "resources.py": "# To do: the Hello resource (GET /hello), a flask-restful Resource.\n",
 }
 
 
