@@ -1,7 +1,7 @@
 """Workshop mode (tutorial/cli.py): `tutorial start`, `check`, `diff`, and the READMEs' diff blocks.
 
 Every test works in its own temporary workspace, never in the repository's workspace/. One test runs `tutorial check`
-on a copy of the reference as a learner does; the other copies (learner mistakes) are checked by one process (`checked`).
+on a copy of the reference as a learner does; the other copies (learner mistakes) are checked in one process.
 """
 import contextlib
 import io
@@ -114,7 +114,8 @@ def test_a_copy_of_the_reference_passes_every_test_of_its_step(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"Checking {copy} with the tests of step03_jwt ...\n")
     assert "taught in step 01, still true" in done.stdout and "new in this step" in done.stdout
-    assert re.search(rf"^{re.escape(copy)} passes: (\d+) of \1 behaviours pass \(\d+ tests, 0 failed\)", done.stdout, re.M)
+    assert re.search(rf"^{re.escape(copy)} passes: (\d+) of \1 behaviours pass \(\d+ tests, 0 failed\)", done.stdout,
+                     re.M)
     assert "FAILED" not in done.stdout and "Traceback" not in done.stdout and "_pytest" not in done.stdout
 
 

@@ -71,8 +71,8 @@ def run_checks(checks):
                     raise StepError(f"{shown(folder / step / '__init__.py')} is missing: a step is a package with an __init__.py")
             sessions.append({"folder": str(folder), "steps": check.steps, "report": f"{tmp}/{n}.json", "args": [
                 *test_files_for(max(check.steps)), *(f"--tutorial-step={s}" for s in check.steps),
-                *(["-k", check.select] if check.select else []), *(["--tutorial-introduced"] if check.introduced_only else []),
-                f"--tutorial-report={tmp}/{n}.json",
+                *(["-k", check.select] if check.select else []),
+                *(["--tutorial-introduced"] if check.introduced_only else []), f"--tutorial-report={tmp}/{n}.json",
                 f"--basetemp={tmp}/tmp{n}",  # its own: pytest's shared one is cleaned of old runs at the end (~0.5 s)
             ]})
         Path(tmp, "sessions.json").write_text(json.dumps(sessions), encoding="utf-8")
