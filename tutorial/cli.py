@@ -46,9 +46,9 @@ def use_colour(stream):
 
         handle, mode, kernel32 = msvcrt.get_osfhandle(stream.fileno()), ctypes.c_uint32(), ctypes.windll.kernel32
         if not kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
-            return True
+            return True  # not a console: the pipe of Windows Terminal or Git Bash, which show colour
         return bool(kernel32.SetConsoleMode(handle, mode.value | 4))
-    except (AttributeError, ImportError, OSError, ValueError):  # not a console: a pipe, a test's stand-in
+    except (AttributeError, ImportError, OSError, ValueError):  # no handle at all: a test's stand-in
         return True
 
 
