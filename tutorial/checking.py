@@ -1,10 +1,9 @@
 """`tutorial check`: run the reference tests of a step against a folder of step packages.
 
-The tests run in a Python process of their own (tutorial/check_plugin.py), with the folder first on the import path
-and named in TUTORIAL_STEPS_DIR (see tutorial/steps.py), so that a step package of the same name elsewhere — the
-reference copy at the repository root — cannot be imported instead. There each checked step is imported first: a step
-that does not import is one line naming the file and line, and none of its tests runs. One process can check several
-folders (run_checks), one pytest session after another: the imports and start-up of the first serve the rest.
+The tests run in a process of their own (tutorial/check_plugin.py), with the folder first on the import path and in
+TUTORIAL_STEPS_DIR (tutorial/steps.py): the reference package of the same name cannot be imported instead. Each checked
+step is imported first: one that does not import is one line naming the file and line, and none of its tests runs.
+One process checks several folders (run_checks), one pytest session after another: its start-up serves them all.
 """
 import json
 import os
@@ -12,14 +11,10 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tutorial.steps import ROOT, StepError
-
-# The line the checking process prints once the steps of a check imported, before its tests run (started() below).
-IMPORTED = "tutorial check: the steps import"
 
 
 def shown(path):
@@ -38,43 +33,21 @@ class Check:
 
 
 @dataclass
-class Behaviour:
-    """One test function: all its cases for the checked step."""
-    file: str
-    function: str
-    doc: str
-    cases: list = field(default_factory=list)
-
-    @property
-    def sentence(self):
-        """test_users_with_a_token_says_who_is_asking -> 'Users with a token says who is asking'"""
-        words = self.function.removeprefix("test_").replace("_", " ").strip()
-        return words[:1].upper() + words[1:]
-
-    @property
-    def failures(self):
-        return [case for case in self.cases if case["outcome"] == "failed"]
-
-    @property
-    def outcome(self):
-        if self.failures:
-            return "failed"
-        return "skipped" if all(case["outcome"] == "skipped" for case in self.cases) else "passed"
-
-
-@dataclass
 class CheckResult:
     step: str
-    behaviours: list
-    seconds: float  # of the whole checking process
+    tests: list  # a dict per test case, as tutorial/check_plugin.py reports it, in the order they ran
 
     @property
     def passed(self):
-        return bool(self.behaviours) and all(b.outcome != "failed" for b in self.behaviours)
+        return bool(self.tests) and all(case["outcome"] != "failed" for case in self.tests)
 
     @property
-    def tests(self):
-        return [case for b in self.behaviours for case in b.cases]
+    def behaviours(self):
+        """{(file, test function): its cases}: a behaviour, one verdict."""
+        behaviours = {}
+        for case in self.tests:
+            behaviours.setdefault((case["file"], case["function"]), []).append(case)
+        return behaviours
 
 
 def test_files_for(step):
@@ -86,85 +59,52 @@ def test_files_for(step):
             or any(s <= step for s in re.findall(r"[\"'](step\d\d_\w+)[\"']", path.read_text(encoding="utf-8")))]
 
 
-def run_check(step, folder, select=None, started=None):
-    """The CheckResult of the tests that check `step` against the package in `folder`. StepError if the step does not
-    import (naming the file and line: no test runs) or the tests could not run. started(): called once it imported."""
-    result = run_checks([Check(folder, [step], select)], started)[0]
-    if isinstance(result, StepError):
-        raise result
-    return result[step]
-
-
-def run_checks(checks, started=None):
+def run_checks(checks):
     """Run several Checks in one process, one pytest session each: for each, {step: CheckResult}, or the StepError that
     says why its tests did not run (a step that does not import, no test selected)."""
-    sessions = []
     with tempfile.TemporaryDirectory(prefix="tutorial-check-") as tmp:
+        sessions = []
         for n, check in enumerate(checks):
             folder = Path(check.folder).resolve()
             for step in check.steps:
                 if not (folder / step / "__init__.py").is_file():
                     raise StepError(f"{shown(folder / step / '__init__.py')} is missing: a step is a package with an __init__.py")
-            sessions.append({"folder": str(folder), "steps": check.steps, "report": str(Path(tmp) / f"{n}.json"), "args": [
-                *test_files_for(max(check.steps)), "-p", "tutorial.check_plugin", *(f"--tutorial-step={s}" for s in check.steps),
-                f"--tutorial-report={Path(tmp) / f'{n}.json'}", *(["-k", check.select] if check.select else []),
-                *(["--tutorial-introduced"] if check.introduced_only else []),
-                # Its own temporary folder: pytest's shared one is cleaned of old runs at the end (~0.5 s).
-                f"--basetemp={Path(tmp) / f'tmp{n}'}", "-q", "--no-header", "-o", "addopts=", "--tb=no", "-rN",
-                "-p", "no:cacheprovider", "-p", "no:unraisableexception",  # its garbage collections at the end: ~0.5 s
+            sessions.append({"folder": str(folder), "steps": check.steps, "report": f"{tmp}/{n}.json", "args": [
+                *test_files_for(max(check.steps)), *(f"--tutorial-step={s}" for s in check.steps),
+                *(["-k", check.select] if check.select else []),
+                *(["--tutorial-introduced"] if check.introduced_only else []), f"--tutorial-report={tmp}/{n}.json",
+                f"--basetemp={tmp}/tmp{n}",  # its own: pytest's shared one is cleaned of old runs at the end (~0.5 s)
             ]})
-        (Path(tmp) / "sessions.json").write_text(json.dumps(sessions), encoding="utf-8")
+        Path(tmp, "sessions.json").write_text(json.dumps(sessions), encoding="utf-8")
         env = {**os.environ, "PYTHONIOENCODING": "utf-8",
                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # the step tests need no plugin: ~2 s less (hypothesis, schemathesis)
-        started_at, lines = time.monotonic(), []
-        with subprocess.Popen([sys.executable, "-m", "tutorial.check_plugin", str(Path(tmp) / "sessions.json")], cwd=ROOT,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8",
-                              errors="replace") as process:
-            for line in process.stdout:  # as it comes: the header waits for the import, not for the tests
-                lines.append(line)
-                if started and line.rstrip("\n").endswith(IMPORTED):  # after whatever the step printed as it imported
-                    started()
-                    started = None
-        seconds = time.monotonic() - started_at
-        reports = [Path(s["report"]) for s in sessions]
-        reports = [json.loads(r.read_text(encoding="utf-8")) if r.is_file() else None for r in reports]
-    tail = "\n".join("".join(lines).strip().splitlines()[-15:])
-    return [results(check, report, seconds, tail) for check, report in zip(checks, reports)]
+        done = subprocess.run([sys.executable, "-m", "tutorial.check_plugin", f"{tmp}/sessions.json"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace")
+        reports = [json.loads(Path(s["report"]).read_text(encoding="utf-8")) if Path(s["report"]).is_file() else None
+                   for s in sessions]
+    tail = "\n".join(done.stdout.strip().splitlines()[-15:])
+    return [results(check, report, tail) for check, report in zip(checks, reports)]
 
 
-def results(check, report, seconds, tail):
+def results(check, report, tail):
     """One Check's {step: CheckResult}, from the report of its session, or a StepError."""
-    steps = ", ".join(check.steps)
-    if report and report.get("problem"):
+    if report and "problem" in report:
         problem = report["problem"]
-        where = shown(problem["file"]) if problem["file"] else shown(Path(check.folder) / problem["step"])
-        return StepError(where + (f", line {problem['line']}" if problem["line"] else "") + f": {problem['message']}")
+        line = f", line {problem['line']}" if problem["line"] else ""
+        return StepError(f"{shown(problem['file'])}{line}: {problem['message']}")
+    steps = ", ".join(check.steps)
     if report and report["exit"] == 5:
         return StepError(f"no test checks {steps}" + (f" with -k {check.select!r}" if check.select else ""))
     if not report or report["exit"] not in (0, 1):
         return StepError(f"the tests of {steps} could not run (pytest exit status {report and report['exit']}):\n{tail}")
-    checked = {step: CheckResult(step, [], seconds) for step in check.steps}
-    behaviours = {}
-    for case in report["cases"]:
-        if case["outcome"] == "failed":
-            case["hint"] = hint_for(case)
-        key = (case["step"], case["file"], case["function"])
-        if key not in behaviours:
-            behaviours[key] = Behaviour(case["file"], case["function"], case["doc"])
-            checked[case["step"]].behaviours.append(behaviours[key])
-        behaviours[key].cases.append(case)
-    return checked
-
-
-# Likely fixes ---------------------------------------------------------------------------------------------
-# The mistakes learners make when they type the article's code on today's libraries: how each shows up in a
-# failure (a pattern in what was found, and/or the test that failed), the fix in one line, and the README
-# section that explains it. A pattern names what the app did (its answer, before " != ", or its exception),
-# never the test's expected value. The first match wins; tests/test_tutorial_cli.py makes each mistake in a copy.
+    return {step: CheckResult(step, [case for case in report["cases"] if case["step"] == step]) for step in check.steps}
 
 
 @dataclass
 class Hint:
+    """A mistake learners make typing the article's code on today's libraries: how it shows up in a failure, the fix
+    in one line and the README section that explains it. A pattern names what the app did (its answer, before " != ",
+    or its exception), never the test's expected value. The first match wins; tests/test_tutorial_cli.py makes each."""
     fix: str
     link: str  # README.md#anchor, relative to the repository root
     found: str = ""  # a regular expression searched in what the failure found
@@ -201,9 +141,10 @@ HINTS = [
          "step09_keys/README.md#the-concept", found=r"KeyError: 'kid'|unknown key id|UnknownKeyId: no key None"),
 ]
 
-def hint_for(case):
-    """'likely fix' text with its README link for a failed case, or None."""
+
+def hint_for(found, function):
+    """'likely fix' text with its README link for a failure, or None."""
     for hint in HINTS:
-        if re.search(hint.found, case.get("found") or "") and re.search(hint.test, case.get("function", "")):
+        if re.search(hint.found, found) and re.search(hint.test, function):
             return f"{hint.fix} (see {hint.link})"
     return None

@@ -1,25 +1,21 @@
-"""`tutorial`: workshop mode — a learner types each step in a workspace, and checks it with the reference tests.
-
-    tutorial start 03         copy the previous step into workspace/step03_jwt and say what the step asks for
-    tutorial check 03         run step03_jwt's tests against workspace/step03_jwt, one verdict per behaviour
-    tutorial diff 02 03       the reference change from step02_db to step03_jwt
-    tutorial status           every step: is there a workspace copy, and does it pass?
-    tutorial readme-diffs     regenerate the diff block of every step README
-
-Run it as `uv run tutorial ...`, or `python -m tutorial ...` in a virtual environment made from
-requirements.txt. Problems the learner can fix are one line on stderr, with exit status 2.
+"""`tutorial start|check|diff|readme-diffs`: workshop mode (docs/workshop.md), as `uv run tutorial ...` or `python -m
+tutorial ...`. A learner types each step in a workspace, and checks it with the reference tests. Problems the learner
+can fix are one line on stderr, with exit status 2.
 """
 import argparse
 import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from tutorial import checking, diffs
-from tutorial.steps import ROOT, StepError, default_workspace, find_step, previous_step, reference_steps
+from tutorial.checking import shown
+from tutorial.steps import ROOT, StepError, find_step, previous_step
 
 GREEN, RED, YELLOW, DIM, BOLD, RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
+LABELS = {"failed": ("FAILED ", RED), "skipped": ("skipped", YELLOW), "passed": ("passed ", GREEN)}
 
 STEP01_SKELETON = {
     "__init__.py": '''"""Step 01, your version: an app factory and one JSON endpoint (see step01_basic/README.md)."""
@@ -33,34 +29,26 @@ def create_app(test_config=None):
     # To do: answer JSON with flask-restful (an Api, the Hello resource on /hello) and allow CORS.
     return app
 ''',
-    "resources.py": '''# To do: the Hello resource (GET /hello), a flask-restful Resource.
-''',
+    "resources.py": "# To do: the Hello resource (GET /hello), a flask-restful Resource.\n",
 }
 
 
-def use_colour(stream, choice="auto"):
-    """Colour on a terminal unless NO_COLOR is set (https://no-color.org); 'always'/'never' decide."""
-    if choice != "auto":
-        return choice == "always"
+def use_colour(stream):
+    """Colour on a terminal unless NO_COLOR is set (https://no-color.org). Windows 10's console (conhost: cmd,
+    PowerShell) shows colour once asked to (ENABLE_VIRTUAL_TERMINAL_PROCESSING); an older one refuses."""
     if not stream.isatty() or os.environ.get("NO_COLOR"):
         return False
-    return os.name != "nt" or windows_console_shows_colour(stream)
-
-
-def windows_console_shows_colour(stream):
-    """Windows 10's console (conhost: cmd, PowerShell, Anaconda Prompt) shows colour once asked to
-    (ENABLE_VIRTUAL_TERMINAL_PROCESSING); an older one refuses, and would print the escape codes as text.
-    Not a console at all (Windows Terminal's and Git Bash's pipes, a test's stand-in): colour."""
+    if os.name != "nt":
+        return True
     try:
         import ctypes
         import msvcrt
 
-        handle = msvcrt.get_osfhandle(stream.fileno())
-        mode = ctypes.c_uint32()
-        if not ctypes.windll.kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
-            return True
-        return bool(ctypes.windll.kernel32.SetConsoleMode(handle, mode.value | 0x0004))
-    except (AttributeError, ImportError, OSError, ValueError):
+        handle, mode, kernel32 = msvcrt.get_osfhandle(stream.fileno()), ctypes.c_uint32(), ctypes.windll.kernel32
+        if not kernel32.GetConsoleMode(handle, ctypes.byref(mode)):
+            return True  # not a console: the pipe of Windows Terminal or Git Bash, which show colour
+        return bool(kernel32.SetConsoleMode(handle, mode.value | 4))
+    except (AttributeError, ImportError, OSError, ValueError):  # no handle at all: a test's stand-in
         return True
 
 
@@ -75,19 +63,10 @@ def command_name():
     return "uv run tutorial" if os.environ.get("UV") else "tutorial"
 
 
-# README sections ------------------------------------------------------------------------------------
-
-
 def readme_section(text, title):
-    """The body of the '## <title>...' section of a README (without the heading), or ''."""
-    match = re.search(rf"^## {re.escape(title)}.*$", text, re.MULTILINE)
-    return text[match.end():diffs.section_end(text, match.start())].strip("\n") if match else ""
-
-
-def article_section(text):
-    """The '**Article section:** ...' paragraph of a README, as one line."""
-    match = re.search(r"^\*\*Article section:\*\*(.*?)(?:\n\s*\n|\Z)", text, re.MULTILINE | re.DOTALL)
-    return " ".join(match[1].split()) if match else ""
+    """The body of a README's '## <title>...' section, up to the next '## ' heading, or ''."""
+    match = re.search(rf"^## {re.escape(title)}[^\n]*\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    return match[1].strip("\n") if match else ""
 
 
 def without_code(text):
@@ -99,40 +78,35 @@ def without_code(text):
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
 
 
-# Commands -------------------------------------------------------------------------------------------
-
-
 def start(args):
     step = find_step(args.step)
-    workspace = Path(args.workspace).resolve()
-    target, previous = workspace / step, previous_step(step)
+    workspace, previous, number, name = Path(args.workspace).resolve(), previous_step(step), step[4:6], command_name()
+    target = workspace / step
     if target.exists() and any(target.iterdir()) and not args.force:
-        raise StepError(f"{checking.shown(target)} already exists: your work is kept. "
-                        f"To throw it away and start afresh: {command_name()} start {step[4:6]} --force")
+        raise StepError(f"{shown(target)} already exists: your work is kept. "
+                        f"To throw it away and start afresh: {name} start {number} --force")
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     if previous:
-        for name in diffs.step_files(ROOT / previous):
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(ROOT / previous / name, target / name)
+        for file in diffs.step_files(ROOT / previous):
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / previous / file, target / file)
         origin = f"a copy of {previous}, the previous step (its code, not its README)"
     else:
-        for name, text in STEP01_SKELETON.items():
-            (target / name).write_text(text, encoding="utf-8")
+        for file, text in STEP01_SKELETON.items():
+            (target / file).write_text(text, encoding="utf-8")
         origin = "a skeleton: there is no previous step, so create_app() makes a bare Flask app for you to fill in"
 
-    readme, colour, number = (ROOT / step / "README.md").read_text(encoding="utf-8"), use_colour(sys.stdout), step[4:6]
+    readme, colour = (ROOT / step / "README.md").read_text(encoding="utf-8"), use_colour(sys.stdout)
+    article = re.search(r"^\*\*Article section:\*\*(.*?)(?:\n\s*\n|\Z)", readme, re.MULTILINE | re.DOTALL)
     out = [paint(readme.splitlines()[0].lstrip("# ").strip(), BOLD, colour), ""]
-    if article_section(readme):
-        out += [f"Article section: {article_section(readme)}", ""]
-    out += [f"Your copy: {checking.shown(target)}/ — {origin}.", ""]
-    concept = without_code(readme_section(readme, "The concept"))
-    if concept:
-        out += [paint("The concept", BOLD, colour), "", concept, ""]
-    changes = previous and without_code(readme_section(readme, "What changed from step"))
-    if changes:
-        out += [paint(f"What to change (the README's 'What changed from step {previous[4:6]}')", BOLD, colour), "", changes, ""]
-    name = command_name()
+    out += [f"Article section: {' '.join(article[1].split())}", ""] if article else []
+    out += [f"Your copy: {shown(target)}/ — {origin}.", ""]
+    sections = {"The concept": "The concept", "What changed from step":
+                f"What to change (the README's 'What changed from step {previous[4:6]}')" if previous else None}
+    for section, heading in sections.items():
+        text = heading and without_code(readme_section(readme, section))
+        out += [paint(heading, BOLD, colour), "", text, ""] if text else []
     flask = "uv run flask" if name.startswith("uv ") else "flask"
     out += [
         paint("Then", BOLD, colour),
@@ -140,29 +114,14 @@ def start(args):
         f"  {name} diff {previous[4:6]} {number}        the reference change, if you are stuck" if previous else
         f"  {step}/README.md            the reference README, if you are stuck",
         "",
-        f"Try your copy by hand from inside {checking.shown(workspace)}/ (from the repository root, --app {step} is",
+        f"Try your copy by hand from inside {shown(workspace)}/ (from the repository root, --app {step} is",
         "the reference step, not your copy); one command a line, so that Windows PowerShell runs them too:",
-        f"  cd {checking.shown(workspace)}",
+        f"  cd {shown(workspace)}",
     ]
     if previous:  # init-db inside the workspace too, or it sets up the reference's database (step 01 has none)
-        out.append(f"  {flask} --app {step} init-db    your copy's database, in {checking.shown(workspace / 'instance')}/")
+        out.append(f"  {flask} --app {step} init-db    your copy's database, in {shown(workspace / 'instance')}/")
     print("\n".join(out + [f"  {flask} --app {step} run"]))
     return 0
-
-
-def describe_failure(case, colour):
-    """Short lines: the test's line that failed, what was found instead, where the step's code raised."""
-    lines = []
-    if case.get("expected"):
-        said = "the test expects:" if case["expected"].startswith("assert") else "while the test ran:"
-        lines.append(f"{said} {case['expected']}   " + paint(f"({case['where']})", DIM, colour))
-    if case.get("found"):
-        lines.append(("but: " if case.get("assertion") else "but this was raised: ") + case["found"])
-    if case.get("raised_at"):
-        lines.append(f"raised in {case['raised_at']}")
-    if case.get("hint"):  # tutorial/checking.py HINTS
-        lines.append(f"likely fix: {case['hint']}")
-    return lines
 
 
 def file_heading(file, step):
@@ -175,50 +134,59 @@ def file_heading(file, step):
     return f"step {match[2]}'s tests, on this step's code ({file})"
 
 
-LABELS = {"failed": ("FAILED ", RED), "skipped": ("skipped", YELLOW), "passed": ("passed ", GREEN)}
+def describe_failure(doc, case, colour):
+    """Short lines: what the test checks, its line that failed, what was found instead, where the step's code raised."""
+    lines = [paint(" ".join(doc.split()), DIM, colour)] if doc else []
+    if case.get("expected"):
+        said = "the test expects:" if case["expected"].startswith("assert") else "while the test ran:"
+        lines.append(f"{said} {case['expected']}   " + paint(f"({case['where']})", DIM, colour))
+    if case.get("found"):
+        lines.append(("but: " if case.get("assertion") else "but this was raised: ") + case["found"])
+    if case.get("raised_at"):
+        lines.append(f"raised in {case['raised_at']}")
+    if case.get("hint"):  # tutorial/checking.py HINTS
+        lines.append(f"likely fix: {case['hint']}")
+    return lines
 
 
 def print_verdicts(result, colour, out=None):
-    file = None
-    for behaviour in result.behaviours:
-        if behaviour.file != file:
-            file = behaviour.file
+    heading = None
+    for (file, function), cases in result.behaviours.items():
+        if file != heading:
+            heading = file
             print("\n" + paint(file_heading(file, result.step), BOLD, colour), file=out)
-        line = f"  {paint(*LABELS[behaviour.outcome], colour)} {behaviour.sentence}"
-        failures = behaviour.failures
-        if failures and len(behaviour.cases) > 1:
-            line += f" ({len(failures)} of {len(behaviour.cases)} cases fail" + (f"; first: {failures[0]['case']})" if failures[0]["case"] else ")")
+        failures = [case for case in cases if case["outcome"] == "failed"]
+        outcome = "failed" if failures else "skipped" if all(c["outcome"] == "skipped" for c in cases) else "passed"
+        line = f"  {paint(*LABELS[outcome], colour)} {function.removeprefix('test_').replace('_', ' ').capitalize()}"
+        if failures and len(cases) > 1:
+            line += f" ({len(failures)} of {len(cases)} cases fail" + (f"; first: {failures[0]['case']})" if failures[0]["case"] else ")")
         print(line, file=out)
-        if failures:
-            doc = [paint(" ".join(behaviour.doc.split()), DIM, colour)] if behaviour.doc else []
-            for text in doc + describe_failure(failures[0], colour):
-                print(" " * 10 + text, file=out)
-
-
-def plural(count, word):
-    return f"{count} {word}" + ("" if count == 1 else "s")
+        for text in describe_failure(cases[0]["doc"], failures[0], colour) if failures else []:
+            print(" " * 10 + text, file=out)
 
 
 def summary(result):
-    behaviours, failed = len(result.behaviours), sum(b.outcome == "failed" for b in result.behaviours)
-    tests, failed_tests = plural(len(result.tests), "test"), sum(c["outcome"] == "failed" for c in result.tests)
-    if failed:
-        return f"{failed} of {plural(behaviours, 'behaviour')} fail ({failed_tests} of {tests})"
-    return f"{'all ' if behaviours > 1 else ''}{plural(behaviours, 'behaviour')} pass{'es' if behaviours == 1 else ''} ({tests})"
+    behaviours = result.behaviours.values()
+    passing = sum(all(case["outcome"] != "failed" for case in cases) for cases in behaviours)
+    failed = sum(case["outcome"] == "failed" for case in result.tests)
+    return f"{passing} of {len(behaviours)} behaviours pass ({len(result.tests)} tests, {failed} failed)"
 
 
 def check(args):
     step = find_step(args.step)
     folder = ROOT if args.reference else Path(args.workspace).resolve()
     if not (folder / step).exists():
-        raise StepError(f"{checking.shown(folder / step)} does not exist: start the step with {command_name()} start {step[4:6]}")
-    colour = use_colour(sys.stdout)
-    what = f"the reference {step}" if args.reference else checking.shown(folder / step)
-    started = lambda: print(f"Checking {what} with the tests of {step} ...", flush=True)  # noqa: E731 (once it imports)
-    result = checking.run_check(step, folder, args.k, started)
+        raise StepError(f"{shown(folder / step)} does not exist: start the step with {command_name()} start {step[4:6]}")
+    colour, started = use_colour(sys.stdout), time.monotonic()
+    what = f"the reference {step}" if args.reference else shown(folder / step)
+    print(f"Checking {what} with the tests of {step} ...", flush=True)
+    result = checking.run_checks([checking.Check(folder, [step], args.k)])[0]
+    if isinstance(result, StepError):  # the copy does not import (no test ran), or its tests could not run
+        raise result
+    result = result[step]
     print_verdicts(result, colour)
     verdict = paint("passes", GREEN, colour) if result.passed else paint("does not pass yet", RED, colour)
-    print(f"\n{what} {verdict}: {summary(result)}, in {result.seconds:.1f} s.")
+    print(f"\n{what} {verdict}: {summary(result)}, in {time.monotonic() - started:.1f} s.")
     return 0 if result.passed else 1
 
 
@@ -228,82 +196,44 @@ def diff(args):
     if old is None:
         raise StepError(f"{new} is the first step: there is nothing to compare it with")
     text = diffs.step_diff(old, new)
-    sys.stdout.write(diffs.colour_diff(text) if use_colour(sys.stdout, args.color) else text)
+    sys.stdout.write(diffs.colour_diff(text) if use_colour(sys.stdout) else text)
     return 0
 
 
-def status(args):
-    workspace, colour, steps = Path(args.workspace).resolve(), use_colour(sys.stdout), reference_steps()
-    started = [step for step in steps if (workspace / step).exists()]
-    checks = [] if args.no_check else checking.run_checks([checking.Check(workspace, [step]) for step in started])
-    results = dict(zip(started, checks))  # all checked in one process
-    width, folder_width = max(map(len, steps)) + 2, max(len(checking.shown(workspace / s)) for s in steps) + 2
-    print(f"{'step':<{width}}{'your copy':<{folder_width}}check")
-    for step in steps:
-        copy, result = checking.shown(workspace / step), results.get(step)
-        if step not in started:
-            copy, verdict = "-", paint(f"not started: {command_name()} start {step[4:6]}", DIM, colour)
-        elif result is None:
-            verdict = "not checked"
-        elif isinstance(result, StepError):
-            verdict = paint("does not import", RED, colour) + f": {result}"
-        else:
-            verdict = paint(*(("passes", GREEN) if result[step].passed else ("fails", RED)), colour) + f": {summary(result[step])}"
-        print(f"{step:<{width}}{copy:<{folder_width}}{verdict}")
-    return 0
-
-
-def readme_diffs(args):
-    paths = diffs.readme_diffs(write=not args.check)
-    if args.check:
-        for path in paths:
-            print(f"{checking.shown(path)}: the generated diff is stale", file=sys.stderr)
-        if paths:
-            print(f"run: {diffs.COMMAND}", file=sys.stderr)
-        return 1 if paths else 0
-    print("\n".join(f"updated {checking.shown(path)}" for path in paths) or "every step README's diff is up to date")
+def readme_diffs(_args):
+    paths = diffs.readme_diffs(write=True)
+    print("\n".join(f"updated {shown(path)}" for path in paths) or "every step README's diff is up to date")
     return 0
 
 
 def parser():
     workspace = argparse.ArgumentParser(add_help=False)
-    workspace.add_argument("--workspace", default=default_workspace(), metavar="DIR",
-                           help="the folder of your step copies (default: workspace/ in the repository, or $TUTORIAL_WORKSPACE)")
+    workspace.add_argument("--workspace", default=ROOT / "workspace", metavar="DIR", help="your step copies (default: workspace/)")
     main = argparse.ArgumentParser(prog=command_name(), description="Workshop mode: type each step yourself, check it with the reference tests.")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("start", parents=[workspace], help="copy the previous step into your workspace, and say what the step asks for")
     p.add_argument("step", help="a step number: 03 (or 3, or step03_jwt)")
     p.add_argument("--force", action="store_true", help="replace an existing copy (your changes to it are lost)")
-    p.set_defaults(run=start)
 
     p = commands.add_parser("check", parents=[workspace], help="run the step's tests against your copy")
     p.add_argument("step", help="a step number: 03 (or 3, or step03_jwt)")
     p.add_argument("--reference", action="store_true", help="check the reference step instead of your copy")
     p.add_argument("-k", metavar="EXPRESSION", help="only the tests whose names match (pytest's -k)")
-    p.set_defaults(run=check)
 
     p = commands.add_parser("diff", help="the reference change between two steps (diff 03 = diff 02 03)")
     p.add_argument("old", help="the earlier step, or the only step")
     p.add_argument("new", nargs="?", help="the later step")
-    p.add_argument("--color", "--colour", choices=["auto", "always", "never"], default="auto",
-                   help="auto: on a terminal, unless NO_COLOR is set")
-    p.set_defaults(run=diff)
 
-    p = commands.add_parser("status", parents=[workspace], help="for every step: your copy, and whether it passes")
-    p.add_argument("--no-check", action="store_true", help="only list the copies, do not run their tests")
-    p.set_defaults(run=status)
-
-    p = commands.add_parser("readme-diffs", help="regenerate the diff block in every step README")
-    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is stale")
-    p.set_defaults(run=readme_diffs)
+    commands.add_parser("readme-diffs", help="regenerate the diff block in every step README")
     return main
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    run = {"start": start, "check": check, "diff": diff, "readme-diffs": readme_diffs}[args.command]
     try:
-        return args.run(args)
+        return run(args)
     except StepError as error:
         print(f"tutorial: error: {error}", file=sys.stderr)
         return 2

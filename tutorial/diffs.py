@@ -6,20 +6,15 @@ from pathlib import Path
 
 from tutorial.steps import ROOT, StepError, previous_step, reference_steps
 
-SKIPPED_DIRS = {"__pycache__", "instance", ".ipynb_checkpoints"}
-SKIPPED_SUFFIXES = (".pyc", ".pyo", ".sqlite", ".sqlite3", ".db")
 START, END = "<!-- what-changed:start -->", "<!-- what-changed:end -->"
-# Each step README has a Chinese twin (README.zh-CN.md) holding the very same generated block, in the section of the
-# same place: its heading in each language.
-README_SECTIONS = {"README.md": r"^## What changed from step \d+", "README.zh-CN.md": r"^## 与第 \d+ 步相比的变化"}
 COMMAND = "uv run tutorial readme-diffs"
 
 
 def step_files(folder):
     """The files of a step folder that a diff shows: no README, caches, databases or hidden files."""
     return sorted(path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if path.is_file()
-                  and not any(p in SKIPPED_DIRS or p.startswith(".") for p in path.relative_to(folder).parts)
-                  and not path.name.upper().startswith("README") and not path.name.endswith(SKIPPED_SUFFIXES))
+                  and not any(p in ("__pycache__", "instance") or p[0] == "." for p in path.relative_to(folder).parts)
+                  and not path.name.startswith("README") and path.suffix not in (".pyc", ".sqlite", ".db"))
 
 
 def _lines(path):
@@ -74,8 +69,7 @@ def readme_block(step):
     """The generated block for a step's README: what openapi.json adds, then the diff of the code, folded away."""
     previous = previous_step(step)
     diff = step_diff(previous, step, skip=["openapi.json"])
-    longest = max((len(run) for run in re.findall(r"`+", diff)), default=0)
-    fence = "`" * max(3, longest + 1)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", diff)), default=0))
     changes = "\n".join(contract_changes(previous, step))
     return (
         f"{START}\n"
@@ -89,51 +83,19 @@ def readme_block(step):
     )
 
 
-def section_end(text, start):
-    """Where the markdown section that starts at `start` ends: the next '#' or '##' heading outside code."""
-    lines = text[start:].splitlines(keepends=True)
-    offset, fence = start + len(lines[0]), None
-    for line in lines[1:]:
-        marker = re.match(r"\s*(`{3,}|~{3,})", line)
-        if marker and fence is None:
-            fence = marker[1]
-        elif marker and marker[1].startswith(fence):
-            fence = None
-        elif fence is None and re.match(r"#{1,2} ", line):
-            return offset
-        offset += len(line)
-    return len(text)
-
-
-def readme_with_block(text, step, name="README.md"):
-    """The README text with its generated block in the "What changed" section, new or replaced.
-    `name` is the README's file name, README.md or its Chinese twin README.zh-CN.md."""
-    block = readme_block(step)
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        return before + block + after
-    section = re.search(README_SECTIONS[name], text, re.MULTILINE)
-    if section is None:
-        heading = README_SECTIONS[name].lstrip("^").replace("\\d+", "NN")
-        raise StepError(f"{step}/{name} has no '{heading}' section to put the diff in")
-    end = section_end(text, section.start())
-    head, tail = text[:end].rstrip("\n"), text[end:]
-    return head + "\n\n" + block + ("\n\n" + tail if tail else "\n")
-
-
 def readme_diffs(write=False):
-    """The step READMEs (English and, where it exists, Chinese) whose generated block is missing or out of date;
-    with `write`, those rewritten with it."""
+    """The step READMEs (English and, where it exists, Chinese) whose generated block, between START and END at the end
+    of the "What changed" section, is out of date; with `write`, those rewritten with it."""
     stale = []
     for step in reference_steps()[1:]:  # every step that has a previous one
-        for name in README_SECTIONS:
-            path = ROOT / step / name
-            if name == "README.md" or path.is_file():
-                text = path.read_text(encoding="utf-8")
-                new = readme_with_block(text, step, name)
-                if new != text:
-                    stale.append(path)
-                    if write:
-                        path.write_text(new, encoding="utf-8", newline="\n")  # LF, as checked out, also on Windows
+        for path in [ROOT / step / "README.md", *(ROOT / step).glob("README.zh-CN.md")]:
+            text = path.read_text(encoding="utf-8")
+            before, start, rest = text.partition(START)
+            if not start or END not in rest:
+                raise StepError(f"{path.relative_to(ROOT).as_posix()} has no lines {START} and {END} for the diff")
+            new = before + readme_block(step) + rest.partition(END)[2]
+            if new != text:
+                stale.append(path)
+                if write:
+                    path.write_text(new, encoding="utf-8", newline="\n")  # LF, as checked out, also on Windows
     return stale

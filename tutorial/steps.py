@@ -1,9 +1,8 @@
 """Where the step packages are, and where they are imported from.
 
-The reference steps live at the repository root. A learner's own copies live in a workspace folder
-(`workspace/` by default). `TUTORIAL_STEPS_DIR`, read only here, tells the tests and `tutorial.live`
-which folder to import the step packages from: unset, it is the repository root; `tutorial check`
-sets it to the learner's workspace, so that the same tests run against the learner's code.
+The reference steps live at the repository root; a learner's copies in a workspace folder (`workspace/` by default).
+`TUTORIAL_STEPS_DIR` tells the tests and `tutorial.live` which folder to import the step packages from: unset, the
+repository root; `tutorial check` sets it to the learner's workspace, so that the same tests run on the learner's code.
 """
 import importlib
 import os
@@ -13,7 +12,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS_DIR_VARIABLE = "TUTORIAL_STEPS_DIR"
-WORKSPACE_VARIABLE = "TUTORIAL_WORKSPACE"
 
 
 class StepError(Exception):
@@ -27,8 +25,7 @@ def reference_steps():
 
 def find_step(text):
     """'3', '03', 'step03' or 'step03_jwt' -> 'step03_jwt'; StepError for anything else."""
-    steps, text = reference_steps(), text.strip()
-    match = re.fullmatch(r"(?:step)?(\d{1,2})", text)
+    steps, match = reference_steps(), re.fullmatch(r"(?:step)?(\d{1,2})", text)
     for step in steps:
         if step == text or match and int(step[4:6]) == int(match[1]):
             return step
@@ -37,8 +34,7 @@ def find_step(text):
 
 def previous_step(step):
     steps = reference_steps()
-    index = steps.index(step)
-    return steps[index - 1] if index else None
+    return steps[steps.index(step) - 1] if steps.index(step) else None
 
 
 def steps_dir():
@@ -47,19 +43,9 @@ def steps_dir():
     return Path(value).resolve() if value else ROOT
 
 
-def default_workspace():
-    """The learner's folder of step copies: $TUTORIAL_WORKSPACE, else workspace/ (ignored by git)."""
-    value = os.environ.get(WORKSPACE_VARIABLE)
-    return Path(value).resolve() if value else ROOT / "workspace"
-
-
 def import_step(name):
-    """Import the step package `name` from steps_dir(), never from anywhere else.
-
-    With the default (the repository root) this is a plain import. With another folder, that folder goes
-    first on sys.path, and a package of the same name already imported from elsewhere (the reference
-    copy at the repository root, say) is forgotten first, so that it cannot shadow the learner's copy.
-    """
+    """Import the step package `name` from steps_dir(), never from anywhere else: another folder goes first on
+    sys.path, and the package imported from elsewhere (the reference, say) is forgotten, or it would shadow the copy."""
     where = steps_dir()
     if where != ROOT:
         if sys.path[:1] != [str(where)]:
