@@ -6,8 +6,9 @@ the previous step copied under the new name (a skeleton for step 01) — every t
 marked `@pytest.mark.already_holds`: it is left out of the first rule and must pass on the start copy
 instead. Parametrized over the reference steps, so that a new step is covered as soon as it exists.
 
-The start copies a run checks share one workspace (each under its own step's name) and one pytest
-session of a checking process (checking.run_checks): one pytest start-up and collection, not one per step.
+The start copies a run checks share one workspace (each under its own step's name). Each half of the steps is
+checked in one pytest session of a checking process (checking.run_checks): one pytest start-up and collection per
+half, not one per step, and on two xdist workers the halves run at once.
 """
 import contextlib
 import io
@@ -18,30 +19,39 @@ from tutorial import checking, cli
 from tutorial.steps import reference_steps
 
 TEST = "test_every_test_a_step_introduces_fails_on_its_start_copy"
+STEPS = reference_steps()
+HALF = {step: f"start_copies_{2 * i // len(STEPS)}" for i, step in enumerate(STEPS)}  # the first half, the second
 
 
 @pytest.fixture(scope="session")
 def start_copies(request, tmp_path_factory):
-    """{step: CheckResult} of the introduced tests on each start copy this run checks (the cases left after -k, and
-    after a learner's run keeps the finished step's only), all made and checked at once."""
-    steps = sorted({item.callspec.params["step"] for item in request.session.items if getattr(item, "originalname", "") == TEST})
-    workspace = tmp_path_factory.mktemp("start-copies")
-    for step in steps:
-        with contextlib.redirect_stdout(io.StringIO()):
-            assert cli.main(["start", step[4:6], "--workspace", str(workspace)]) == 0
-    result = checking.run_checks([checking.Check(workspace, steps, introduced_only=True)])[0]
-    if isinstance(result, Exception):  # a start copy that does not import
-        raise result
-    return result
+    """start_copies(half): {step: CheckResult} of the introduced tests on the start copies of that half this run
+    checks (the cases left after -k, and after a learner's run keeps the finished step's only), checked at once."""
+    workspace, checked = tmp_path_factory.mktemp("start-copies"), {}
+
+    def check(half):
+        if half not in checked:
+            # The run's cases (an xdist worker holds every collected one): this half's, which its group keeps here.
+            cases = [item.callspec.params["step"] for item in request.session.items
+                     if getattr(item, "originalname", "") == TEST]
+            steps = sorted({step for step in cases if HALF[step] == half})
+            for step in steps:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    assert cli.main(["start", step[4:6], "--workspace", str(workspace)]) == 0
+            checked[half] = checking.run_checks([checking.Check(workspace, steps, introduced_only=True)])[0]
+        if isinstance(checked[half], Exception):  # a start copy that does not import
+            raise checked[half]
+        return checked[half]
+
+    return check
 
 
 # A property of the tests and the steps, the same on every machine: a learner's run checks the finished step's
 # start copy (the workshop tools work here); CI, and --all-steps, every step's (tests/conftest.py).
 @pytest.mark.finished_step_for_learners
-@pytest.mark.xdist_group("start_copies")  # one worker runs them all, on one shared check (start_copies)
-@pytest.mark.parametrize("step", reference_steps())
+@pytest.mark.parametrize("step", [pytest.param(s, marks=pytest.mark.xdist_group(HALF[s])) for s in STEPS])
 def test_every_test_a_step_introduces_fails_on_its_start_copy(step, start_copies):
-    cases = [case for case in start_copies[step].tests if case["introduced"]]
+    cases = [case for case in start_copies(HALF[step])[step].tests if case["introduced"]]
     assert cases, f"{step} introduces no test"
     false_passes = [c["nodeid"] for c in cases if not c["already_holds"] and c["outcome"] == "passed"]
     assert not false_passes, f"pass on the untouched start copy of {step} (check nothing new): {false_passes}"

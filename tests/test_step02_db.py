@@ -212,7 +212,7 @@ LOOK_ALIKES = [  # (username, what create-user answers)
 
 
 @pytest.mark.since("step02_db")
-@pytest.mark.databases
+@pytest.mark.databases(later_steps_on_one=True)  # the normalising code is copied forward: later steps on one, in turn
 @pytest.mark.parametrize("username, refusal", LOOK_ALIKES, ids=[ascii(u) for u, _ in LOOK_ALIKES])
 def test_a_look_alike_of_a_username_is_refused_on_every_database(app, models, runner, client, username, refusal):
     """Stored normalised, so the unique index refuses every spelling of one name, on SQLite as on MariaDB and

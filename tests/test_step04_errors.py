@@ -274,9 +274,11 @@ def holding(seconds, action):
     return timer, done
 
 
-SHORT = {"DATABASE_TIMEOUT": timedelta(seconds=2)}  # libpq's connect_timeout is 2 s at least
-RESCUE = 12  # seconds: well past the app's answer with SHORT (a read timed out, then a connect: ~4 s), so a copy
-# without timeouts fails soon (the start copy's check runs each of these tests)
+SHORT = {"DATABASE_TIMEOUT": timedelta(seconds=1)}  # the least the step accepts: whole seconds
+# The tests' own rescue, three times the app's longest answer with SHORT, so that a copy without timeouts fails within
+# seconds (the start copy's check runs each of these tests):
+HUNG_RESCUE = 6  # libpq connects for 2 s at least; PyMySQL's read times out (1 s), then its new connection (1 s)
+LOCKED_RESCUE = 3  # PyMySQL's read timeout, PostgreSQL's statement_timeout: 1 s
 
 
 @pytest.mark.since("step04_errors")
@@ -297,7 +299,7 @@ def test_a_database_that_stops_answering_answers_503_by_itself(make_app, databas
         # Connections accepted, never answered: a server stuck, or a balancer whose server is gone. The open one
         # stays silent on MariaDB (read_timeout); libpq has no read timeout, so on PostgreSQL it is dropped.
         proxy.hang(drop_open=database == "postgresql")
-        timer, rescued = holding(RESCUE, proxy.cut)
+        timer, rescued = holding(HUNG_RESCUE, proxy.cut)
         assert users() == UNAVAILABLE
         assert not rescued.is_set()  # the app gave up by itself, while the database still did not answer
         timer.cancel()
@@ -324,7 +326,7 @@ def test_a_table_locked_too_long_answers_503(make_app, database, database_uri, a
     try:
         holder.cursor().execute(LOCKS[database])
         unlock = holder.commit if database == "postgresql" else lambda: holder.cursor().execute("UNLOCK TABLES")
-        timer, rescued = holding(RESCUE, unlock)
+        timer, rescued = holding(LOCKED_RESCUE, unlock)
         response = client.get("/users", headers=auth)
         assert (response.status_code, response.get_json()) == UNAVAILABLE
         assert not rescued.is_set()  # the app gave up by itself, while the table was still locked

@@ -336,9 +336,10 @@ def requests_after_logout(server, headers, count=80, threads=8):
 @needs_gunicorn
 @pytest.mark.since("step06_revoke")
 @pytest.mark.ends_only  # gunicorn, 4 workers
-def test_a_blocklist_in_memory_fails_with_several_workers(step, database_uri):
+def test_a_blocklist_in_memory_fails_with_several_workers(step, database_uri, client):
     """The wrong way, on purpose: each of gunicorn's 4 workers has its own in-process list. The worker that
     answered the logout refuses the token; the other three still accept it."""
+    assert_logout_exists(client)
     with GunicornServer(step, database_uri, workers=4, env={"BLOCKLIST": "memory"}) as server:
         access, _ = login_live(server)
         statuses, logout_worker, answered = requests_after_logout(server, access)
@@ -352,12 +353,18 @@ def test_a_blocklist_in_memory_fails_with_several_workers(step, database_uri):
 @needs_redis
 @pytest.mark.since("step06_revoke")
 @pytest.mark.ends_only  # gunicorn, 4 workers
-def test_a_blocklist_in_redis_holds_with_several_workers(step, database_uri, redis_blocklist):
+def test_a_blocklist_in_redis_holds_with_several_workers(step, database_uri, redis_blocklist, client):
+    assert_logout_exists(client)
     with GunicornServer(step, database_uri, workers=4, env=redis_blocklist.config) as server:
         access, _ = login_live(server)
         statuses, logout_worker, answered = requests_after_logout(server, access)
     assert answered - {logout_worker}, "only the worker that logged out answered: the test proves nothing"
     assert statuses == [401] * len(statuses)  # refused by every worker, at once
+
+
+def assert_logout_exists(client):
+    """In process, before 4 workers start: a copy without logout (404) fails in milliseconds, not seconds."""
+    assert client.post("/logout").status_code == 401
 
 
 def login_live(server):
@@ -414,9 +421,10 @@ LOAD_REQUESTS = 1_000  # each of 4 workers still refuses revoked tokens ~100 tim
 @needs_redis
 @pytest.mark.schedule_first  # seconds long (tests/conftest.py)
 @pytest.mark.parametrize("database", DATABASES[-1:], indirect=True)  # one server is enough: PostgreSQL in .ci/run
-def test_load_mixed_requests(step, database_uri, redis_blocklist, record_property):
+def test_load_mixed_requests(step, database_uri, redis_blocklist, record_property, client):
     from benchmarks import loadtest
 
+    assert_logout_exists(client)
     with GunicornServer(step, database_uri, "--access-logformat", loadtest.ACCESS_LOG_FORMAT, workers=4,
                         env={**redis_blocklist.config, "JWT_SECRET_KEY": TEST_SECRET}) as server:
         server.wait_until_ready()

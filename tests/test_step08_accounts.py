@@ -414,6 +414,12 @@ def test_bad_login_limit_settings_stop_the_start(step_package, monkeypatch, tmp_
 # Several workers: the lesson of step06, again --------------------------------------------------------------
 
 
+def assert_logins_are_limited(make_app):
+    """In process, before 4 workers start: a copy without the limit fails in milliseconds, not seconds."""
+    client = make_app(LOGIN_LIMIT="1 per minute").test_client()
+    assert [client.post("/login", json=WRONG).status_code for _ in range(2)] == [401, 429]
+
+
 def wrong_logins_on_every_worker(server, count=24):
     """`count` wrong-password logins, one connection each, 4 at a time so that every worker answers some.
     Returns (the statuses, in order of sending as far as it goes; worker pid -> the statuses it answered, from its log)."""
@@ -431,7 +437,8 @@ def wrong_logins_on_every_worker(server, count=24):
 @needs_redis
 @pytest.mark.since("step08_accounts")
 @pytest.mark.ends_only  # gunicorn, 4 workers
-def test_the_login_limit_holds_across_4_workers_with_redis(step, database_uri, redis_prefixes):
+def test_the_login_limit_holds_across_4_workers_with_redis(step, database_uri, redis_prefixes, make_app):
+    assert_logins_are_limited(make_app)
     with GunicornServer(step, database_uri, workers=4, env={**redis_prefixes, "LOGIN_LIMIT": "3 per minute"}) as server:
         statuses, by_worker = wrong_logins_on_every_worker(server)
     assert len(by_worker) > 1, "one worker answered everything: the test proves nothing"
@@ -443,8 +450,9 @@ def test_the_login_limit_holds_across_4_workers_with_redis(step, database_uri, r
 @needs_gunicorn
 @pytest.mark.since("step08_accounts")
 @pytest.mark.ends_only  # gunicorn, 4 workers
-def test_a_login_limit_in_memory_fails_with_4_workers(step, database_uri):
+def test_a_login_limit_in_memory_fails_with_4_workers(step, database_uri, make_app):
     """The wrong way, on purpose: each worker counts on its own, so a client gets up to 4 x 3 tries."""
+    assert_logins_are_limited(make_app)
     with GunicornServer(step, database_uri, workers=4, env={"BLOCKLIST": "memory", "LOGIN_LIMIT": "3 per minute"}) as server:
         statuses, by_worker = wrong_logins_on_every_worker(server)
     assert len(by_worker) > 1, "one worker answered everything: the test proves nothing"

@@ -6,6 +6,7 @@ is the test's own app, served over real HTTP on a free port from a thread (login
 under `flask run` (the walk-through).
 """
 import base64
+import functools
 import hashlib
 import hmac
 import http.server
@@ -364,7 +365,8 @@ def jwks_server():
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads, server.block_on_close, server.answer = True, False, None
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits for serve_forever's next poll (0.5 s by default), at the end of each test
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     server.url = f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json"
     yield server
     released.set()
@@ -376,10 +378,15 @@ def as_json(value, status=200):
     return status, "application/json", json.dumps(value).encode()
 
 
+@functools.cache
+def rsa_jwk():  # ~0.1 s to make an RSA key: one for the run
+    return json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(generate_private_key(65537, 2048).public_key()))
+
+
 def key_set_faults(kid):
     """What a JWKS_URL can answer that holds no key to check a token with: {name: answer, or None for none}."""
     ours = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(Ed25519PrivateKey.generate().public_key()))
-    rsa = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(generate_private_key(65537, 2048).public_key()))
+    rsa = rsa_jwk()
     return {
         "an empty key set (a login service without its keys, before this step's fix)": as_json({"keys": []}),
         "no keys member": as_json({}),
@@ -511,7 +518,7 @@ def test_attacks_are_refused_by_both_services(login_app, make_reports, keys_dir)
     attacker_jwk = json.loads(jwt.algorithms.OKPAlgorithm.to_jwk(attacker.public_key()))
     Recorder.body = json.dumps({"keys": [{**attacker_jwk, "kid": kid, "use": "sig"}]}).encode()
     evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    threading.Thread(target=evil.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     evil_url = f"http://127.0.0.1:{evil.server_port}/jwks.json"
     cli(login_app, "rotate-keys")
     removed = valid  # signed with the key retired below
