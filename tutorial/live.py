@@ -5,7 +5,10 @@ a URL; None: what the environment says), without the learner's own settings unle
 create_app and answers, without a new process (~1 s of CPU to import Flask and the rest). `LiveServer` runs
 `flask --app <step> run` and `GunicornServer` gunicorn, in a process of their own, where the server is the lesson.
 """
+import ast
+import base64
 import contextlib
+import http.cookies
 import json
 import logging
 import os
@@ -14,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import urllib.error
@@ -289,9 +293,6 @@ class GunicornServer(LiveServer):
 
 def show(step, file, name=None):
     """Display a file of a step as it is on disk, or one class, function or method of it ("Login.post")."""
-    import ast
-    import textwrap
-
     from IPython.display import display
 
     source = (steps_dir() / step / file).read_text(encoding="utf-8")
@@ -329,22 +330,16 @@ def environment(**variables):
 
 def b64url_decode(segment):
     """base64url without padding, as in a JWT: add the "=" padding back, then decode."""
-    import base64
-
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def b64url_encode(data):
-    import base64
-
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def issued_tokens(body, set_cookie_headers):
     """(access, refresh): the tokens a /login or /refresh answer issued, from its JSON body (steps 03-06) or,
     from step07 on, from its Set-Cookie headers (access_token_cookie, refresh_token_cookie); None if absent."""
-    import http.cookies
-
     jar = http.cookies.SimpleCookie()
     for header in set_cookie_headers:
         jar.load(header)

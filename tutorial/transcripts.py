@@ -204,13 +204,14 @@ def start(blocks, workers=6):
     with ThreadPoolExecutor(1) as one:
         for block in blocks:
             block.run = one.submit(run_block, block) if (block.annotation or "").startswith("cli") else None
-    def slow(block):
-        return "--debug" in (block.annotation or "") or any(c.text.startswith("sleep ") for c in block.commands)
-
     pool = ThreadPoolExecutor(workers, thread_name_prefix="transcript")
     for block in sorted(blocks, key=slow, reverse=True):  # stable: README order otherwise
         block.run = block.run or pool.submit(run_block, block)
     return pool
+
+
+def slow(block):
+    return "--debug" in (block.annotation or "") or any(c.text.startswith("sleep ") for c in block.commands)
 
 
 def run_block(block):
