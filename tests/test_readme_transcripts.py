@@ -21,7 +21,7 @@ def case(example):
 @pytest.fixture(scope="session")
 def started(request):
     """The blocks this run checks (the cases left after -k, whose needs are there), started together on this
-    worker, 4 at a time: a block mostly waits (for curl, for `sleep 3`), so the waits overlap."""
+    worker, several at a time: a block mostly waits (for curl, for `sleep 3`), so the waits overlap."""
     cases = [item for item in request.session.items if item.originalname == "test_console_block_shows_what_runs"
              and all(needs.available(name) for marker in item.iter_markers("needs") for name in marker.args)]
     pool = transcripts.start([item.callspec.params["example"].parsed for item in cases])

@@ -239,8 +239,8 @@ class LiveServer(HTTPClient):
         self.port = int(found[1]) if found else self.port
         return bool(found)
 
-    def wait_until_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
+    def wait_until_ready(self):
+        deadline = time.monotonic() + 30
         while not self.ready:
             self.ready = self.is_ready(self.output())
             if not self.ready and (self.proc.poll() is not None or time.monotonic() > deadline):

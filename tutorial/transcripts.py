@@ -196,15 +196,15 @@ def outcome(block):
     return problems(block)
 
 
-def start(blocks, workers=6):
+def start(blocks):
     """Start the blocks' runs: the `cli` blocks first, one at a time (CliRunner takes this process's stdout and
-    stderr while one runs, so no server of ours may log then), then the others `workers` at a time, those that
-    sleep or start a process first: a block mostly waits (for curl, for `sleep 3`), so the waits overlap.
+    stderr while one runs, so no server of ours may log then), then the others 6 at a time, those that sleep or
+    start a process first: a block mostly waits (for curl, for `sleep 3`), so the waits overlap.
     Returns the pool (shutdown(cancel_futures=True) stops it)."""
     with ThreadPoolExecutor(1) as one:
         for block in blocks:
             block.run = one.submit(run_block, block) if (block.annotation or "").startswith("cli") else None
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="transcript")
+    pool = ThreadPoolExecutor(6, thread_name_prefix="transcript")
     for block in sorted(blocks, key=slow, reverse=True):  # stable: README order otherwise
         block.run = block.run or pool.submit(run_block, block)
     return pool
@@ -258,18 +258,19 @@ def run_server_block(block, spec, db_file):
         server = AppServer(build_app(block.step, db_file, config=spec.config, env=spec.env))
     outputs, script = db_file.parent, ["set +e"]
     with server:
+        url = server.url
         for number, command in enumerate(block.commands):
             out = shlex.quote((outputs / str(number)).as_posix())  # bash's paths: / also on Windows (Git Bash)
             # Braces, not a subshell: an assignment such as TOKEN=$(...) stays for the next lines.
-            script.append(f"{{ {command.text.replace(README_URL, server.url)}\n}} >{out}.out 2>&1 </dev/null; "
-                          f"echo $? >{out}.rc")
+            text = command.text.replace(README_URL, url)
+            script.append(f"{{ {text}\n}} >{out}.out 2>&1 </dev/null; echo $? >{out}.rc")
         try:
             subprocess.run(["bash", "-c", "\n".join(script)], cwd=outputs, env=clean_env(), timeout=120, check=True)
         except subprocess.TimeoutExpired:
             raise TranscriptError("the commands took more than 120 s") from None
     for number, command in enumerate(block.commands):
         output = (outputs / f"{number}.out").read_text(encoding="utf-8", errors="replace")
-        command.actual = output.replace(server.url, README_URL)
+        command.actual = output.replace(url, README_URL)
         command.returncode = int((outputs / f"{number}.rc").read_text(encoding="ascii"))
 
 
