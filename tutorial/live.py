@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -223,13 +224,15 @@ class LiveServer(HTTPClient):
     SESSION = False  # gunicorn: a process group of its own, for stop() to end master and workers at once
 
     def __init__(self, step, db_file, *args, env=None, config=None, port=0):
-        self.port, self.ready, self.lines = port, False, []
+        self.port, self.ready = port, False
         self.cmd = self.command(app_value(step, db_file, config), step, *args)
-        self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, encoding="utf-8", errors="replace",
-                                     start_new_session=self.SESSION)
-        self.reader = threading.Thread(target=self.lines.extend, args=[self.proc.stdout], daemon=True)  # its log
-        self.reader.start()
+        # The server appends to its log (O_APPEND) and output() reads it through a file of its own: with one shared
+        # file and offset, a read while the server writes would overwrite lines. A line is there once written.
+        fd, self.log_path = tempfile.mkstemp(prefix="live-server-", suffix=".log")
+        os.close(fd)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=self.SESSION)
 
     def command(self, app, step, *args):
         return [sys.executable, "-m", "flask", "--app", app, "run", "--port", str(self.port), "--no-reload", *args]
@@ -244,21 +247,20 @@ class LiveServer(HTTPClient):
         while not self.ready:
             self.ready = self.is_ready(self.output())
             if not self.ready and (self.proc.poll() is not None or time.monotonic() > deadline):
-                self.reader.join(timeout=1)  # the rest of what it said
                 raise RuntimeError(f"{' '.join(self.cmd)} did not start:\n{self.output()}")
             time.sleep(0 if self.ready else 0.02)
         return self
 
     def output(self):
         """What the server printed so far (its log)."""
-        return "".join(self.lines)
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            return log.read()
 
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=20)
-        self.reader.join(timeout=5)
-        self.proc.stdout.close()
+        Path(self.log_path).unlink(missing_ok=True)
 
 
 class GunicornServer(LiveServer):
