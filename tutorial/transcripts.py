@@ -347,8 +347,9 @@ def check(readmes, update=False):
     blocks = [block for blocks in parsed.values() for block in blocks]
     start(blocks).shutdown(wait=False)
     found = [problem for block in blocks for problem in outcome(block)]
-    for readme, its_blocks in parsed.items() if update else ():
-        rewrite(readme, its_blocks)
+    if update:
+        for readme, its_blocks in parsed.items():
+            rewrite(readme, its_blocks)
     return [block for block in blocks if any(c.actual is not None for c in block.commands)], found
 
 
