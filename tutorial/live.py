@@ -225,7 +225,7 @@ class LiveServer(HTTPClient):
 
     def __init__(self, step, db_file, *args, env=None, config=None, port=0):
         self.port, self.ready = port, False
-        self.cmd = self.command(app_value(step, db_file, config), step, *args)
+        self.cmd = self.command(step, db_file, *args, config=config)  # benchmarks/users.py overrides it
         # The server appends to its log (O_APPEND) and output() reads it through a file of its own: with one shared
         # file and offset, a read while the server writes would overwrite lines. A line is there once written.
         fd, self.log_path = tempfile.mkstemp(prefix="live-server-", suffix=".log")
@@ -234,7 +234,8 @@ class LiveServer(HTTPClient):
             self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=self.SESSION)
 
-    def command(self, app, step, *args):
+    def command(self, step, db_file, *args, config=None):
+        app = app_value(step, db_file, config)
         return [sys.executable, "-m", "flask", "--app", app, "run", "--port", str(self.port), "--no-reload", *args]
 
     def is_ready(self, output):
@@ -274,10 +275,11 @@ class GunicornServer(LiveServer):
         self.workers = workers
         super().__init__(step, db_file, *args, env=env, config=config)
 
-    def command(self, app, step, *args):
+    def command(self, step, db_file, *args, config=None):
         conf = steps_dir() / step / "gunicorn.conf.py"
         return [sys.executable, "-m", "gunicorn", *(["--config", str(conf)] if conf.is_file() else []),
-                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), *args, app]
+                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), *args,
+                app_value(step, db_file, config)]
 
     def is_ready(self, output):
         """Every worker booted, so that the first requests can go to any of them (the app is built before)."""
