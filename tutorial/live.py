@@ -1,14 +1,14 @@
-"""Run a step as a learner does — `flask --app <step> run` in a process of its own — and talk to it over real HTTP.
+"""Serve a step over real HTTP for the tests and the notebooks, on a database the caller chooses (a SQLite file or
+a URL; None: what the environment says), without the learner's own settings unless passed in `env`.
 
-Used by the black-box tests and the notebooks. The only difference from what a learner runs is the
-database: a file the caller chooses (in a temporary folder), passed through the step's `create_app`,
-or, with db_file=None, whatever the environment says (step05 on reads SQLALCHEMY_DATABASE_URI).
-The learner's own settings (their shell's variables, a .env file) are left out unless passed in `env`.
-
-Where the server itself is not the lesson, `AppServer` serves an app built in this process over real HTTP, from
-a thread: the same create_app and answers, without a new process (~1 s of CPU to import Flask and the rest).
+`AppServer` serves the app built in this process from a thread, where the server is not the lesson: the same
+create_app and answers, without a new process (~1 s of CPU to import Flask and the rest). `LiveServer` runs
+`flask --app <step> run` and `GunicornServer` gunicorn, in a process of their own, where the server is the lesson.
 """
+import ast
+import base64
 import contextlib
+import http.cookies
 import json
 import logging
 import os
@@ -18,45 +18,43 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
-from tutorial.steps import import_step, steps_dir
-
-ROOT = Path(__file__).resolve().parents[1]
+from tutorial.steps import ROOT, import_step, reference_steps, steps_dir
 
 # The variables the steps read (step05 on), and Flask's own FLASK_DEBUG.
 CONFIG_VARIABLES = (
-    "FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "DATABASE_TIMEOUT", "JWT_SECRET_KEY", "JWT_ACCESS_TOKEN_EXPIRES",
-    "CORS_ORIGINS",
+    "FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "DATABASE_TIMEOUT", "JWT_SECRET_KEY",
+    "JWT_ACCESS_TOKEN_EXPIRES", "CORS_ORIGINS",
 )
-# Read from step06 on: the refresh token's lifetime, the clock leeway, the blocklist; and gunicorn's own two.
+# Read from step06 on: the refresh token's lifetime, the clock leeway, the blocklist.
 REVOKE_VARIABLES = ("JWT_REFRESH_TOKEN_EXPIRES", "JWT_DECODE_LEEWAY", "REDIS_URL", "BLOCKLIST", "BLOCKLIST_PREFIX")
-# Read from step07 on: the cookies' attributes, their CSRF check, the implicit refresh.
-COOKIE_VARIABLES = (
+# Everything a learner's shell may set for a step: also step07's cookies, step08's login limits and proxies, gunicorn's.
+LEARNERS = CONFIG_VARIABLES + REVOKE_VARIABLES + (
     "JWT_COOKIE_SECURE", "JWT_COOKIE_SAMESITE", "JWT_COOKIE_DOMAIN", "JWT_COOKIE_CSRF_PROTECT", "JWT_CSRF_IN_COOKIES",
-    "IMPLICIT_REFRESH_WITHIN",
+    "IMPLICIT_REFRESH_WITHIN", "LOGIN_LIMIT", "LOGIN_LIMIT_PER_ADDRESS", "LOGIN_LIMIT_PREFIX", "TRUSTED_PROXY_HOPS",
+    "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY",
 )
-# Read from step08 on: the login limits, and how many reverse proxies' X-Forwarded-For to trust.
-ACCOUNT_VARIABLES = ("LOGIN_LIMIT", "LOGIN_LIMIT_PER_ADDRESS", "LOGIN_LIMIT_PREFIX", "TRUSTED_PROXY_HOPS")
-GUNICORN_VARIABLES = ("GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
-LEARNERS = CONFIG_VARIABLES + REVOKE_VARIABLES + COOKIE_VARIABLES + ACCOUNT_VARIABLES + GUNICORN_VARIABLES
 
 
 def _settings(db_file, config):
     """create_app's settings: the database (a SQLite file's path or a URL; None: the step's own) and `config`."""
-    uri = None if db_file is None else str(db_file) if "://" in str(db_file) else f"sqlite:///{Path(db_file).as_posix()}"
-    return {**({"SQLALCHEMY_DATABASE_URI": uri} if uri else {}), **(config or {})}
+    if db_file is None:
+        return dict(config or {})
+    uri = str(db_file) if "://" in str(db_file) else f"sqlite:///{Path(db_file).as_posix()}"
+    return {"SQLALCHEMY_DATABASE_URI": uri, **(config or {})}
 
 
-def flask_command(step, db_file, *args, config=None):
-    """`python -m flask --app "<step>:create_app({...database..., ...config...})" <args>`, as a list.
-    config: more settings for create_app (plain values: str, int, bool, ...), e.g. {"JWT_ACCESS_TOKEN_EXPIRES": 2}."""
+def app_value(step, db_file, config=None):
+    """What `flask --app` (or gunicorn) is given: "<step>:create_app({...})", or the step alone without settings."""
     settings = _settings(db_file, config)
-    return [sys.executable, "-m", "flask", "--app", f"{step}:create_app({settings!r})" if settings else step, *args]
+    return f"{step}:create_app({settings!r})" if settings else step
 
 
 def clean_env(env=None, dotenv=False):
@@ -72,17 +70,16 @@ def clean_env(env=None, dotenv=False):
 
 def _encoding_errors():
     """PYTHONWARNINGS entries making EncodingWarning an error in our own modules (exact names, not patterns)."""
-    from tutorial.steps import reference_steps
-
     folders = [("tutorial", ROOT / "tutorial")] + [(step, steps_dir() / step) for step in reference_steps()]
-    modules = [m for name, folder in folders for m in [name] + [f"{name}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"]]
-    return [f"error::EncodingWarning:{module}" for module in modules]
+    modules = [m for name, folder in folders for m in [name, *(f"{name}.{p.stem}" for p in folder.glob("*.py"))]]
+    return [f"error::EncodingWarning:{module}" for module in modules if not module.endswith(".__init__")]
 
 
 def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=None):
-    """Run one Flask CLI command; return the finished process (returncode, stdout, stderr as text)."""
-    return subprocess.run(flask_command(step, db_file, *args, config=config), cwd=cwd or steps_dir(), env=clean_env(env, dotenv),
-                          capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=60)
+    """Run one Flask CLI command in a process; return the finished process (returncode, stdout, stderr as text)."""
+    command = [sys.executable, "-m", "flask", "--app", app_value(step, db_file, config), *args]
+    return subprocess.run(command, cwd=cwd or steps_dir(), env=clean_env(env, dotenv), capture_output=True,
+                          text=True, encoding="utf-8", errors="replace", timeout=60)
 
 
 def flask_cli(step, db_file, *args, **kwargs):
@@ -93,17 +90,77 @@ def flask_cli(step, db_file, *args, **kwargs):
     return done.stdout
 
 
-def free_port(port=0):
-    """A port on 127.0.0.1 that nothing listens on: one the OS chooses, or `port` if it is free."""
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on."""
     with socket.socket() as s:
-        if os.name != "nt":  # on Windows SO_REUSEADDR lets a bind succeed on a port in use: the probe would lie
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
-        s.bind(("127.0.0.1", port))
+        s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+_ENVIRON = threading.Lock()
+
+
+def build_app(step, db_file, config=None, env=None):
+    """The step's app as `flask --app <step> run` would build it with these settings, built in this process:
+    the learner's variables left out and `env` set while create_app reads them."""
+    package, names = import_step(step), {*LEARNERS, *(env or {})}
+    with _ENVIRON:  # only these names change: other threads read os.environ meanwhile (clean_env)
+        saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+        os.environ.update(env or {})
+        try:
+            return package.create_app(_settings(db_file, config) or None)
+        finally:
+            for name in names:
+                os.environ.pop(name, None)
+            os.environ.update(saved)
+
+
+def release(app):
+    """Close an app's pooled database connections now: a server allows only so many, and Windows cannot copy or
+    delete a SQLite file that is still open."""
+    if "sqlalchemy" in app.extensions:
+        with app.app_context():
+            app.extensions["sqlalchemy"].engine.dispose()
+
+
+class WouldServe(Exception):
+    """`flask run` got past its checks: in this process it would serve forever."""
+
+
+def invoke_flask(step, db_file, *args, env=None, config=None, input=None):
+    """`flask --app <step> ARGS` run in this process by click's CliRunner, as Flask's `runner` fixture runs a command:
+    the learner's variables left out, `env` set. Returns (exit status, what it printed on stdout and stderr)."""
+    from click.testing import CliRunner
+    from flask import cli
+    from flask.logging import default_handler
+
+    env = {**dict.fromkeys(LEARNERS), "FLASK_SKIP_DOTENV": "1", **(env or {})}  # None: unset while it runs
+    package, built = import_step(step), []
+    factory = package.create_app
+
+    def create_app(*args, **kwargs):  # the app flask builds, kept to close its database file afterwards (Windows)
+        built.append(factory(*args, **kwargs))
+        return built[-1]
+
+    command, disabled = ["--app", app_value(step, db_file, config), *args], logging.root.manager.disable
+    # pytest's log capture on the root logger would keep Flask from logging to stderr, as it does in a terminal
+    with _ENVIRON, mock.patch.object(cli, "run_simple", side_effect=WouldServe(f"flask {' '.join(command)}")), \
+            mock.patch.object(logging.root, "handlers", []), mock.patch.object(package, "create_app", create_app):
+        logging.disable(logging.NOTSET)  # a terminal shows the app's warnings, even where logs are off for servers
+        try:
+            done = CliRunner().invoke(cli.cli, command, input=input, env=env)
+        finally:
+            logging.disable(disabled)
+            logging.getLogger(step).removeHandler(default_handler)  # Flask added it for this app; later ones decide
+            for app in built:
+                release(app)
+    if isinstance(done.exception, WouldServe):
+        raise done.exception
+    return done.exit_code, done.output
+
+
 class HTTPClient:
-    """What every kind of server here offers: url, request(), and `with`."""
+    """What every kind of server here offers: url, send(), request(), and `with`."""
 
     @property
     def url(self):
@@ -134,8 +191,8 @@ class HTTPClient:
 
 
 class AppServer(HTTPClient):
-    """An app built in this process (create_app, or build_app below), served over real HTTP on a free port by
-    werkzeug's threaded server, in a thread of this process. For what is not about the server: the answers."""
+    """An app built in this process (create_app, or build_app above), served by werkzeug's threaded server on a
+    free port, from a thread of this process. For what is not about the server: the answers."""
 
     def __init__(self, app):
         from werkzeug.serving import WSGIRequestHandler, make_server
@@ -149,11 +206,8 @@ class AppServer(HTTPClient):
         self.port = self.server.server_port
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
-    def wait_until_ready(self, timeout=None):
+    def wait_until_ready(self):
         return self  # listening since __init__
-
-    def output(self):
-        return ""  # its log goes to this process's logging
 
     def stop(self):
         self.server.shutdown()
@@ -161,107 +215,41 @@ class AppServer(HTTPClient):
         release(self.app)
 
 
-def release(app):
-    """Close an app's pooled database connections now: a server allows only so many, and Windows cannot copy or
-    delete a SQLite file that is still open."""
-    if "sqlalchemy" in app.extensions:
-        with app.app_context():
-            app.extensions["sqlalchemy"].engine.dispose()
-
-
-_ENVIRON = threading.Lock()
-
-
-def build_app(step, db_file, config=None, env=None):
-    """The step's app as `flask --app <step> run` would build it with these settings (flask_command), built here:
-    the learner's variables left out and `env` set while create_app reads them."""
-    package = import_step(step)
-    with _ENVIRON:
-        names = {*LEARNERS, *(env or {})}
-        saved = {name: os.environ.pop(name) for name in names if name in os.environ}
-        os.environ.update(env or {})
-        try:
-            return package.create_app(_settings(db_file, config) or None)
-        finally:
-            for name in names:
-                os.environ.pop(name, None)
-            os.environ.update(saved)
-
-
-class WouldServe(Exception):
-    """`flask run` got past its checks: in this process it would serve forever."""
-
-
-def invoke_flask(step, db_file, *args, env=None, config=None, input=None):
-    """`flask --app <step> ARGS` run in this process by click's CliRunner, as Flask's `runner` fixture runs a command:
-    the learner's variables left out, `env` set. Returns (exit status, what it printed on stdout and stderr)."""
-    from unittest import mock
-
-    from click.testing import CliRunner
-    from flask import cli
-    from flask.logging import default_handler
-
-    settings = _settings(db_file, config)
-    app = f"{step}:create_app({settings!r})" if settings else step
-    env = {**dict.fromkeys(LEARNERS), "FLASK_SKIP_DOTENV": "1", **(env or {})}  # None: unset while it runs
-    # pytest's log capture on the root logger would keep Flask from logging to stderr, as it does in a terminal
-    root, step_logger = logging.getLogger(), logging.getLogger(step)
-    package, built = import_step(step), []
-    factory = package.create_app
-
-    def create_app(*args, **kwargs):  # the app flask builds, kept to close its database file afterwards (Windows)
-        built.append(factory(*args, **kwargs))
-        return built[-1]
-
-    with _ENVIRON, mock.patch.object(cli, "run_simple", side_effect=WouldServe(f"flask --app {step} {' '.join(args)}")), \
-            mock.patch.object(root, "handlers", []), mock.patch.object(package, "create_app", create_app):
-        disabled = root.manager.disable
-        logging.disable(logging.NOTSET)  # a terminal shows the app's warnings, even where logs are off for servers
-        try:
-            done = CliRunner().invoke(cli.cli, ["--app", app, *args], input=input, env=env)
-        finally:
-            logging.disable(disabled)
-            step_logger.removeHandler(default_handler)  # Flask added it for this app; later ones decide anew
-            for app in built:
-                release(app)
-    if isinstance(done.exception, WouldServe):
-        raise done.exception
-    return done.exit_code, done.output
-
-
 class LiveServer(HTTPClient):
     """`flask run` in a process of its own. Start several, then send requests: each waits for its own server.
-
-    Unless a port is asked for, the server binds port 0 (the OS chooses a free one) and says which in its
-    log: no other process can take the port between choosing and binding it, as it could with a probe."""
+    Unless a port is asked for, it binds port 0 and says which in its log: no other process can take the port
+    between choosing and binding it, as it could with a probe."""
 
     ANNOUNCED = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")  # werkzeug's line, once it listens
+    SESSION = False  # gunicorn: a process group of its own, for stop() to end master and workers at once
 
-    def __init__(self, step, db_file, *flask_args, env=None, config=None, port=None):
-        self.port, self.ready = port or 0, False
-        self.cmd = self.command(step, db_file, *flask_args, config=config)
-        # The server appends to its log (O_APPEND) and output() reads it through a file of its own: with one
-        # shared file and offset, a read while the server writes would overwrite lines of the log.
+    def __init__(self, step, db_file, *args, env=None, config=None, port=0):
+        self.port, self.ready = port, False
+        self.cmd = self.command(step, db_file, *args, config=config)  # benchmarks/users.py overrides it
+        # The server appends to its log (O_APPEND) and output() reads it through a file of its own: with one shared
+        # file and offset, a read while the server writes would overwrite lines. A line is there once written.
         fd, self.log_path = tempfile.mkstemp(prefix="live-server-", suffix=".log")
         os.close(fd)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=self.SESSION)
 
-    def command(self, step, db_file, *flask_args, config=None):
-        return flask_command(step, db_file, "run", "--port", str(self.port), "--no-reload", *flask_args, config=config)
+    def command(self, step, db_file, *args, config=None):
+        app = app_value(step, db_file, config)
+        return [sys.executable, "-m", "flask", "--app", app, "run", "--port", str(self.port), "--no-reload", *args]
 
     def is_ready(self, output):
         found = self.ANNOUNCED.search(output)
         self.port = int(found[1]) if found else self.port
         return bool(found)
 
-    def wait_until_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
+    def wait_until_ready(self):
+        deadline = time.monotonic() + 30
         while not self.ready:
             self.ready = self.is_ready(self.output())
             if not self.ready and (self.proc.poll() is not None or time.monotonic() > deadline):
                 raise RuntimeError(f"{' '.join(self.cmd)} did not start:\n{self.output()}")
-            time.sleep(0 if self.ready else 0.05)
+            time.sleep(0 if self.ready else 0.02)
         return self
 
     def output(self):
@@ -269,9 +257,9 @@ class LiveServer(HTTPClient):
         with open(self.log_path, encoding="utf-8", errors="replace") as log:
             return log.read()
 
-    def stop(self, sig=signal.SIGTERM):
+    def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            self.proc.terminate()
             self.proc.wait(timeout=20)
         Path(self.log_path).unlink(missing_ok=True)
 
@@ -281,23 +269,27 @@ class GunicornServer(LiveServer):
     `workers` processes, on a free port. Its log holds one access line per request, with the worker's pid."""
 
     ANNOUNCED = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")  # gunicorn's line, once it listens
+    SESSION = True
 
-    def __init__(self, step, db_file, *gunicorn_args, workers=4, env=None, config=None):
+    def __init__(self, step, db_file, *args, workers=4, env=None, config=None):
         self.workers = workers
-        super().__init__(step, db_file, *gunicorn_args, env=env, config=config)
+        super().__init__(step, db_file, *args, env=env, config=config)
 
-    def command(self, step, db_file, *gunicorn_args, config=None):
-        app = flask_command(step, db_file, config=config)[-1]  # "<step>:create_app({...})": gunicorn calls it too
+    def command(self, step, db_file, *args, config=None):
         conf = steps_dir() / step / "gunicorn.conf.py"
         return [sys.executable, "-m", "gunicorn", *(["--config", str(conf)] if conf.is_file() else []),
-                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), *gunicorn_args, app]
+                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), *args,
+                app_value(step, db_file, config)]
 
     def is_ready(self, output):
         """Every worker booted, so that the first requests can go to any of them (the app is built before)."""
         return super().is_ready(output) and output.count("Booting worker") >= self.workers
 
     def stop(self):
-        super().stop(signal.SIGINT)  # quick shutdown; SIGTERM waits for busy workers, up to 30 s
+        # Master and workers at once: their own orderly exit takes seconds (each tidies a copy of the app's memory).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        super().stop()
 
 
 # Notebook helpers: what every notebook's first cell would define, kept here so that cell is short.
@@ -305,9 +297,6 @@ class GunicornServer(LiveServer):
 
 def show(step, file, name=None):
     """Display a file of a step as it is on disk, or one class, function or method of it ("Login.post")."""
-    import ast
-    import textwrap
-
     from IPython.display import display
 
     source = (steps_dir() / step / file).read_text(encoding="utf-8")
@@ -339,36 +328,28 @@ def bearer(token):
 @contextlib.contextmanager
 def environment(**variables):
     """In this process, inside the with block: os.environ as the processes started here get it, plus `variables`."""
-    from unittest import mock
-
     with mock.patch.dict(os.environ, clean_env(variables), clear=True):
         yield
 
 
 def b64url_decode(segment):
     """base64url without padding, as in a JWT: add the "=" padding back, then decode."""
-    import base64
-
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def b64url_encode(data):
-    import base64
-
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def issued_tokens(body, set_cookie_headers):
     """(access, refresh): the tokens a /login or /refresh answer issued, from its JSON body (steps 03-06) or,
     from step07 on, from its Set-Cookie headers (access_token_cookie, refresh_token_cookie); None if absent."""
-    import http.cookies
-
     jar = http.cookies.SimpleCookie()
     for header in set_cookie_headers:
         jar.load(header)
-    cookie = lambda name: jar[name].value if name in jar and jar[name].value else None  # noqa: E731
     body = body if isinstance(body, dict) else {}
-    return body.get("token") or cookie("access_token_cookie"), body.get("refresh_token") or cookie("refresh_token_cookie")
+    cookies = [jar[name].value if name in jar else None for name in ("access_token_cookie", "refresh_token_cookie")]
+    return body.get("token") or cookies[0] or None, body.get("refresh_token") or cookies[1] or None
 
 
 def post_for_tokens(server, path, json_body=None, headers=None):

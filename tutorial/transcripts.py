@@ -1,33 +1,27 @@
 """READMEs that cannot lie: run every ```console block of the step READMEs and compare what it prints.
 
-sybil's Markdown lexer finds the blocks; each becomes an example that `evaluate` runs as the HTML comment on the
-line right before it says (every console block of a step README must have one):
+sybil's Markdown lexer finds the blocks; `evaluate` runs each as the HTML comment on the line before it says:
 
     <!-- transcript: run [--debug] [NAME=VALUE ...] [create_app='{"JWT_ACCESS_TOKEN_EXPIRES": 2}'] -->
-        The step's app, built in this process with these variables and create_app settings on a copy of what its
-        `init-db` made, served over real HTTP (tutorial.live.AppServer); with --debug a real `flask run --debug`
-        (its debug mode is the lesson). The `$ ` lines run in one bash (`TOKEN=$(...)` carries on), against the
-        server's address for http://127.0.0.1:5000; each must exit with 0.
+        The step's app with these variables and create_app settings, on a copy of what its `init-db` made, served
+        from this process (tutorial.live.AppServer); with --debug a real `flask run --debug` (the lesson). The `$ `
+        lines run in one bash (`TOKEN=$(...)` carries on) against it for http://127.0.0.1:5000; each must exit 0.
     <!-- transcript: cli [init-db] [NAME=VALUE ...] -->
         Each `$ [NAME=VALUE ...] uv run flask --app <step> ...` line runs in this process as Flask's `runner` fixture
-        runs a command (click's CliRunner), prompts answered, on one database (empty, or init-db's); a line printing
-        `Error: ...` must exit non-zero, others 0; a `run` that would serve is a mistake.
+        runs a command, prompts answered, on one database (empty, or init-db's); a line printing `Error: ...` must
+        exit non-zero, others 0; a `run` that would serve is a mistake.
     <!-- transcript: skip REASON -->
         Run by another test, which the reason names (tests/<file>.py::<test>) and which must exist.
 
-Every setting an annotation gives (NAME=VALUE, create_app, --debug) must also be in a code block the page shows
-(where it starts the server): a learner cannot see an HTML comment.
+Every setting an annotation gives must also be in a code block the page shows: a learner cannot see a comment.
+Outputs are compared after normalising JWTs (to their claim names), UUIDs, log times, epoch seconds, end spaces.
 
-Outputs are compared line by line after normalising JWTs (to their claim names), UUIDs, Flask's log times,
-epoch seconds and trailing spaces.
-
-    uv run python -m tutorial.transcripts [STEP ...]            # check, show the differences
-    uv run python -m tutorial.transcripts --update [STEP ...]   # rewrite the outputs that differ; review with git diff
+    uv run python -m tutorial.transcripts [--update] [STEP ...]   # --update: rewrite the outputs that differ
 """
 import argparse
 import atexit
-import base64
 import difflib
+import functools
 import json
 import logging
 import re
@@ -37,8 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,7 +39,7 @@ from types import SimpleNamespace
 from sybil import Document, Region
 from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 
-from tutorial.live import AppServer, LiveServer, WouldServe, build_app, clean_env, invoke_flask, release
+from tutorial.live import AppServer, LiveServer, WouldServe, b64url_decode, build_app, clean_env, invoke_flask, release
 from tutorial.steps import ROOT, reference_steps, steps_dir
 
 README_URL = "http://127.0.0.1:5000"  # where the READMEs' curl lines send their requests
@@ -77,12 +70,13 @@ class Block:
     annotation: str  # the text after "transcript:", or None
     commands: list = field(default_factory=list)
     stray: str = None  # a line of output before the first `$ ` line (an error)
-    run: object = None  # its run in the background (a Future), once started
+    run: object = None  # its run (a Future), once started
 
     step = property(lambda self: self.readme.parent.name)  # the folder the README is in
     where = property(lambda self: f"{shown(self.readme)}:{self.line + 1}")
     id = property(lambda self: f"{self.step}-{self.number}")
 
+    @functools.cached_property
     def spec(self):
         if self.stray is not None:
             raise TranscriptError(f"output before the first `$ ` line: {self.stray!r}")
@@ -94,18 +88,18 @@ def parse_annotation(text):
     if text is None:
         raise TranscriptError("no <!-- transcript: ... --> annotation on the line before ```console")
     try:
-        words = shlex.split(text)
+        kind, *words = shlex.split(text) or [""]
     except ValueError as error:
         raise TranscriptError(f"transcript annotation {text!r}: {error}") from None
-    if not words or words[0] not in ("run", "cli", "skip"):
+    if kind not in ("run", "cli", "skip"):
         raise TranscriptError(f"a transcript annotation starts with run, cli or skip, not {text!r}")
-    spec = SimpleNamespace(kind=words[0], reason=" ".join(words[1:]), flask_args=[], env={}, config={}, init_db=False)
-    if spec.kind == "skip" and not spec.reason:
+    spec = SimpleNamespace(kind=kind, reason=" ".join(words), flask_args=[], env={}, config={}, init_db=False)
+    if kind == "skip" and not words:
         raise TranscriptError("`transcript: skip` needs a reason")
-    for word in words[1:] if spec.kind != "skip" else ():
-        if spec.kind == "run" and word.startswith("--"):
+    for word in words if kind != "skip" else ():
+        if kind == "run" and word.startswith("--"):
             spec.flask_args.append(word)
-        elif spec.kind == "cli" and word == "init-db":
+        elif kind == "cli" and word == "init-db":
             spec.init_db = True
         elif word.startswith("create_app="):
             try:
@@ -115,7 +109,7 @@ def parse_annotation(text):
         elif NAME_VALUE.fullmatch(word):
             spec.env.update([word.split("=", 1)])
         else:
-            raise TranscriptError(f"{word!r} means nothing in a `transcript: {spec.kind}` annotation")
+            raise TranscriptError(f"{word!r} means nothing in a `transcript: {kind}` annotation")
     return spec
 
 
@@ -154,17 +148,13 @@ def step_readmes():
     return [ROOT / step / "README.md" for step in reference_steps() if (ROOT / step / "README.md").is_file()]
 
 
-def translations(readme):
-    """The README's translations beside it: README.zh-CN.md, ..."""
-    return sorted(Path(readme).parent.glob(f"{Path(readme).stem}.*{Path(readme).suffix}"))
-
-
 def commands_outside_console_blocks(readme):
     """curl lines in fenced blocks other than ```console: they would escape the check."""
     return [f"{shown(readme)}:{example.line + index}: {line.strip()}"
             for example in Document.parse(str(readme), FENCED, encoding="utf-8").examples()
             if example.region.lexemes["language"] != "console"
-            for index, line in enumerate(example.region.lexemes["source"].splitlines(), 1) if re.match(r"\s*(\$ )?curl\s", line)]
+            for index, line in enumerate(example.region.lexemes["source"].splitlines(), 1)
+            if re.match(r"\s*(\$ )?curl\s", line)]
 
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
@@ -176,8 +166,7 @@ EPOCH = re.compile(r"\b1[6-9]\d{8}\b")  # seconds since 1970, 2020 to 2033
 def jwt_shape(match):
     """A token, replaced by what does not change from run to run: the names of its claims."""
     try:
-        payload = match[0].split(".")[1]
-        return f"<JWT {','.join(sorted(json.loads(base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4)))))}>"
+        return f"<JWT {','.join(sorted(json.loads(b64url_decode(match[0].split('.')[1]))))}>"
     except ValueError:
         return "<JWT ?>"
 
@@ -190,43 +179,44 @@ def normalise(text):
     return lines
 
 
-
 def evaluate(example):
     """The sybil evaluator: the block's run (started earlier, or now) against the README; None if they agree."""
-    found = outcome(example.parsed)
-    return "\n\n".join(found + ["If the code is right: uv run python -m tutorial.transcripts --update"]) if found else None
+    if found := outcome(example.parsed):
+        return "\n\n".join(found + ["If the code is right: uv run python -m tutorial.transcripts --update"])
 
 
 def outcome(block):
     """What differs between the README and the block's run, in words; empty when the block tells the truth."""
+    if block.run is None:
+        start([block]).shutdown()
     try:
-        block.run.result() if block.run else run_block(block)
+        block.run.result()
     except (TranscriptError, RuntimeError) as error:  # RuntimeError: an init-db or `flask run` that failed
         return [f"{block.where}: {error}"]
     return problems(block)
 
 
-def start(blocks, workers=4):
-    """Run the `cli` blocks now, one after another (CliRunner takes this process's stdout and stderr while one runs,
-    so no server of ours may be logging then); the others in the background, `workers` at a time: a block mostly
-    waits (for curl, for `sleep 3`), so the waits overlap. Returns the pool (shutdown(cancel_futures=True) stops it)."""
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="transcript")
-    for block in blocks:
-        if (block.annotation or "").startswith("cli"):
-            block.run = Future()
-            try:
-                block.run.set_result(run_block(block))
-            except Exception as error:  # reported by the block's own test
-                block.run.set_exception(error)
-    for block in blocks:
-        if not block.run:
-            block.run = pool.submit(run_block, block)
+def start(blocks):
+    """Start the blocks' runs: the `cli` blocks first, one at a time (CliRunner takes this process's stdout and
+    stderr while one runs, so no server of ours may log then), then the others 6 at a time, those that sleep or
+    start a process first: a block mostly waits (for curl, for `sleep 3`), so the waits overlap.
+    Returns the pool (shutdown(cancel_futures=True) stops it)."""
+    with ThreadPoolExecutor(1) as one:
+        for block in blocks:
+            block.run = one.submit(run_block, block) if (block.annotation or "").startswith("cli") else None
+    pool = ThreadPoolExecutor(6, thread_name_prefix="transcript")
+    for block in sorted(blocks, key=slow, reverse=True):  # stable: README order otherwise
+        block.run = block.run or pool.submit(run_block, block)
     return pool
+
+
+def slow(block):
+    return "--debug" in (block.annotation or "") or any(c.text.startswith("sleep ") for c in block.commands)
 
 
 def run_block(block):
     """Run the block's commands as its annotation says; fill in each command's actual output."""
-    spec = block.spec()
+    spec = block.spec
     if spec.kind == "skip":  # run by another test, which must exist
         named = re.search(r"(tests/\w+\.py)::(\w+)", spec.reason)
         test_file = named and ROOT / named[1]
@@ -236,30 +226,29 @@ def run_block(block):
     with tempfile.TemporaryDirectory(prefix="transcript-") as workdir:
         db_file = Path(workdir) / "transcript.sqlite"
         if spec.kind == "run" or spec.init_db:
-            seeded_database(block.step, db_file, spec.env, spec.config)
+            with _SEEDING:
+                seed = seeded_database(str(steps_dir()), block.step, json.dumps([spec.env, spec.config]))
+            if seed.exists():  # step01 has no database
+                shutil.copyfile(seed, db_file)
         (run_server_block if spec.kind == "run" else run_cli_block)(block, spec, db_file)
 
 
-_SEEDED = {}  # (steps folder, step, env, config) -> the database init-db made, built once per process, then copied
-_SEEDED_LOCK = threading.Lock()
+_SEEDING = threading.Lock()  # one at a time: init-db's CliRunner takes this process's stdout and stderr
 
 
-def seeded_database(step, db_file, env, config):
-    """Copy to db_file what the step's `init-db` makes with these settings (built in this process, once)."""
-    key = (str(steps_dir()), step, json.dumps([env, config], sort_keys=True))
-    with _SEEDED_LOCK:
-        if key not in _SEEDED:
-            seed = Path(tempfile.mkdtemp(prefix="transcript-seed-")) / "seeded.sqlite"
-            atexit.register(shutil.rmtree, seed.parent, ignore_errors=True)
-            app = build_app(step, seed, config=config, env=env)
-            if "init-db" in app.cli.commands:  # step01 has no database
-                done = app.test_cli_runner().invoke(args=["init-db"])
-                if done.exit_code:
-                    raise RuntimeError(f"init-db failed for {step}:\n{done.output}") from done.exception
-                release(app)  # let go of the file before it is copied (Windows)
-            _SEEDED[key] = seed
-    if _SEEDED[key].exists():
-        shutil.copyfile(_SEEDED[key], db_file)
+@functools.cache
+def seeded_database(steps_folder, step, settings):
+    """What the step's `init-db` makes with these settings (JSON: [env, config]), built in this process once."""
+    env, config = json.loads(settings)
+    seed = Path(tempfile.mkdtemp(prefix="transcript-seed-")) / "seeded.sqlite"
+    atexit.register(shutil.rmtree, seed.parent, ignore_errors=True)
+    app = build_app(step, seed, config=config, env=env)
+    if "init-db" in app.cli.commands:
+        done = app.test_cli_runner().invoke(args=["init-db"])
+        if done.exit_code:
+            raise RuntimeError(f"init-db failed for {step}:\n{done.output}") from done.exception
+    release(app)  # let go of the file before it is copied (Windows)
+    return seed
 
 
 def run_server_block(block, spec, db_file):
@@ -267,19 +256,21 @@ def run_server_block(block, spec, db_file):
         server = LiveServer(block.step, db_file, *spec.flask_args, env=spec.env, config=spec.config)
     else:
         server = AppServer(build_app(block.step, db_file, config=spec.config, env=spec.env))
+    outputs, script = db_file.parent, ["set +e"]
     with server:
-        url, outputs = server.wait_until_ready().url, db_file.parent
-        script = ["set +e"]
+        url = server.url
         for number, command in enumerate(block.commands):
             out = shlex.quote((outputs / str(number)).as_posix())  # bash's paths: / also on Windows (Git Bash)
             # Braces, not a subshell: an assignment such as TOKEN=$(...) stays for the next lines.
-            script.append(f"{{ {command.text.replace(README_URL, url)}\n}} >{out}.out 2>&1 </dev/null; echo $? >{out}.rc")
+            text = command.text.replace(README_URL, url)
+            script.append(f"{{ {text}\n}} >{out}.out 2>&1 </dev/null; echo $? >{out}.rc")
         try:
             subprocess.run(["bash", "-c", "\n".join(script)], cwd=outputs, env=clean_env(), timeout=120, check=True)
         except subprocess.TimeoutExpired:
             raise TranscriptError("the commands took more than 120 s") from None
     for number, command in enumerate(block.commands):
-        command.actual = (outputs / f"{number}.out").read_text(encoding="utf-8", errors="replace").replace(url, README_URL)
+        output = (outputs / f"{number}.out").read_text(encoding="utf-8", errors="replace")
+        command.actual = output.replace(url, README_URL)
         command.returncode = int((outputs / f"{number}.rc").read_text(encoding="ascii"))
 
 
@@ -302,21 +293,21 @@ def unshown_settings(block):
     """The annotation's settings that no visible code block of the page shows: a learner could not reproduce the
     block. A setting is shown as NAME=VALUE (or NAME=$(...), a value made on the spot, such as a new secret), a
     create_app setting also as its JSON ("NAME": VALUE), --debug as itself; HTML comments hide what they hold."""
-    spec = block.spec()
     text = re.sub(r"<!--.*?-->", "", block.readme.read_text(encoding="utf-8"), flags=re.S)
     code = "\n".join(r.lexemes["source"] for r in FENCED(Document(text, str(block.readme))))
 
     def on_page(name, value, *spellings):
         return any(s in code for s in (f"{name}={value}", f"{name}=$(", *spellings))
 
-    return ([f"{n}={v}" for n, v in spec.env.items() if not on_page(n, v)]
-            + [f"create_app {n}={json.dumps(v)}" for n, v in spec.config.items() if not on_page(n, v, json.dumps({n: v})[1:-1])]
-            + [arg for arg in spec.flask_args if arg not in code])
+    return ([f"{n}={v}" for n, v in block.spec.env.items() if not on_page(n, v)]
+            + [f"create_app {n}={json.dumps(v)}" for n, v in block.spec.config.items()
+               if not on_page(n, v, json.dumps({n: v})[1:-1])]
+            + [arg for arg in block.spec.flask_args if arg not in code])
 
 
 def problems(block):
     """The README's outputs against the run's, after the run; and the settings it needs that the page hides."""
-    found, kind = [], block.spec().kind
+    found = []
     if missing := unshown_settings(block):
         found.append(f"{block.where}: the block needs {', '.join(missing)}, which no command on the page shows: "
                      "show it where the page starts the server (Run it)")
@@ -326,62 +317,40 @@ def problems(block):
         if expected != actual:
             diff = difflib.unified_diff(expected, actual, "the README shows", "the command printed", lineterm="", n=2)
             found.append(f"{where}\n" + "\n".join(diff))
-        if kind == "cli" and (refused := bool(actual) and actual[0].startswith("Error:")) != (command.returncode != 0):
+        refused = bool(actual) and actual[0].startswith("Error:")
+        if block.spec.kind == "cli" and refused != (command.returncode != 0):
             found.append(f"{where}\nexit status {command.returncode}, but the output "
                          + ("starts with Error:" if refused else "shows no error"))
-        elif kind == "run" and command.returncode != 0:
+        elif block.spec.kind == "run" and command.returncode != 0:
             found.append(f"{where}\nexit status {command.returncode}:\n{command.actual}")
     return found
-
-
-def translation_problems(original, translation):
-    """A translation's console blocks must be the original's, block for block: same commands, same outputs
-    (normalised), so the original's run checks both; the annotations may differ (they are not shown).
-    Returns (problems, the translation's blocks, given the original's run where the commands are the same)."""
-    theirs = parse_readme(translation)
-    if len(original) != len(theirs):
-        return [f"{shown(translation)}: {len(theirs)} console blocks, where {original[0].readme.name} has {len(original)}"], []
-    found = []
-    for ours, block in zip(original, theirs):
-        if [c.text for c in ours.commands] != [c.text for c in block.commands]:
-            found.append(f"{block.where}: not the same commands as {ours.where}")
-            continue
-        for a, b in zip(ours.commands, block.commands):
-            if normalise("\n".join(a.output)) != normalise("\n".join(b.output)):
-                found.append(f"{shown(translation)}:{b.line + 1}: $ {b.text}\nshows another output than {ours.readme.name}:{a.line + 1}")
-            b.actual, b.returncode = a.actual, a.returncode  # what --update writes there
-    return found, theirs
 
 
 def rewrite(readme, blocks):
     """Replace, in the README, each output that does not match with what the command printed; how many."""
     lines = Path(readme).read_text(encoding="utf-8").splitlines(keepends=True)
-    changed = [c for b in blocks for c in b.commands if c.actual is not None and normalise("\n".join(c.output)) != normalise(c.actual)]
+    changed = [c for b in blocks for c in b.commands
+               if c.actual is not None and normalise("\n".join(c.output)) != normalise(c.actual)]
     for command in sorted(changed, key=lambda c: c.line, reverse=True):  # from the end: earlier lines stay put
         text = command.actual.replace("\r\n", "\n").rstrip("\n")
-        lines[command.line + 1:command.line + 1 + len(command.output)] = [f"{line.rstrip()}\n" for line in text.split("\n") if text]
+        new = [f"{line.rstrip()}\n" for line in text.split("\n")] if text else []
+        lines[command.line + 1:command.line + 1 + len(command.output)] = new
     if changed:
         Path(readme).write_text("".join(lines), encoding="utf-8", newline="\n")  # LF, as checked out
     return len(changed)
 
 
-def check(readmes, update=False, log=print):
-    """Run the console blocks of these READMEs, compare their translations with them, and with `update` rewrite
-    the outputs that differ. Returns (commands run, blocks run, problems)."""
+def check(readmes, update=False):
+    """Run the console blocks of these READMEs; with `update`, rewrite the outputs that differ (their Chinese twins
+    take the same blocks from tests/test_translations.py --sync). Returns (the blocks that ran, problems)."""
     parsed = {readme: parse_readme(readme) for readme in readmes}
     blocks = [block for blocks in parsed.values() for block in blocks]
     start(blocks).shutdown(wait=False)
     found = [problem for block in blocks for problem in outcome(block)]
-    for readme, original in parsed.items():
-        for translation in translations(readme):
-            differences, theirs = translation_problems(original, translation)
-            found += differences
-            if update and rewrite(translation, theirs):
-                log(f"{shown(translation)}: outputs rewritten")
-        if update and rewrite(readme, original):
-            log(f"{shown(readme)}: outputs rewritten")
-    ran = [block for block in blocks if any(c.actual is not None for c in block.commands)]
-    return sum(len(block.commands) for block in ran), len(ran), found
+    if update:
+        for readme, its_blocks in parsed.items():
+            rewrite(readme, its_blocks)
+    return [block for block in blocks if any(c.actual is not None for c in block.commands)], found
 
 
 def main(argv=None):
@@ -390,11 +359,11 @@ def main(argv=None):
     parser.add_argument("--update", action="store_true", help="rewrite the outputs that differ from a real run")
     options = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # the in-process apps' logs (warnings, tracebacks of 500s): no block shows them
-    started = time.monotonic()
-    checked, ran, found = check([ROOT / s / "README.md" for s in options.steps] or step_readmes(), options.update)
+    ran, found = check([ROOT / s / "README.md" for s in options.steps] or step_readmes(), options.update)
     print("".join(f"\n{problem}\n" for problem in found), file=sys.stderr, end="")
-    print(f"\n{checked} commands in {ran} blocks run in {time.monotonic() - started:.0f} s; {len(found)} differences"
-          + (" (the READMEs now show what ran: review with git diff)" if options.update and found else ""))
+    print(f"\n{sum(len(b.commands) for b in ran)} commands in {len(ran)} blocks run; {len(found)} differences"
+          + (" (rewritten: copy them into the twins with uv run python tests/test_translations.py --sync, review with"
+             " git diff)" if options.update and found else ""))
     return 1 if found and not options.update else 0
 
 
