@@ -1,7 +1,6 @@
 """Flask's app, client and runner fixtures, for the step a test file is named after (or, marked `since`, that step and
-every later one), on SQLite (or, marked `databases`, on every server of db_servers.py). What a test needs beyond
-Python and uv: `@pytest.mark.needs(...)` (tests/needs.py). A step is used only through create_app, its CLI and HTTP;
-the one exception, the cost of its password hashes, is step_package's.
+every later one), on SQLite (or, marked `databases`, also on each server TEST_DATABASE_URLS lists, separated by spaces).
+A step is used only through create_app, its CLI and HTTP (step_package aside: it makes its password hashes cheap).
 """
 import functools
 import importlib
@@ -20,7 +19,9 @@ import jwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-import db_servers
+from sqlalchemy import MetaData, create_engine, text
+from sqlalchemy.engine import make_url
+
 from tutorial.live import CONFIG_VARIABLES, AppServer, build_app, release
 from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
 
@@ -36,9 +37,10 @@ FAST_HASH = "pbkdf2:sha256:1"
 # An access line of the steps' gunicorn.conf.py (step06 on): the request, its status, the worker that answered.
 ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{3}) .* pid=<(?P<pid>\d+)>')
 LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')  # never in an answer
+SERVER_URLS = os.environ.get("TEST_DATABASE_URLS", "").split()
 # Without TEST_DATABASE_URLS, one "servers" case per test stands for the servers: skipped, or failed under CI=true.
 PLACEHOLDER = pytest.param("servers", marks=pytest.mark.needs("database servers"))
-DATABASES = ["sqlite"] + ([db_servers.backend(url) for url in db_servers.SERVER_URLS] or [PLACEHOLDER])
+DATABASES = ["sqlite"] + ([make_url(url).get_backend_name() for url in SERVER_URLS] or [PLACEHOLDER])
 
 
 def pytest_addoption(parser):
@@ -57,7 +59,7 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    return "databases: " + ", ".join(DATABASES if db_servers.SERVER_URLS else ["sqlite (set TEST_DATABASE_URLS for more)"])
+    return "databases: " + ", ".join(DATABASES if SERVER_URLS else ["sqlite (set TEST_DATABASE_URLS for more)"])
 
 
 def pytest_collection_modifyitems(config, items):
@@ -159,15 +161,11 @@ def step(request):  # the step a test checks, by name; `since` parametrizes it
     return request.module.__name__.rpartition(".")[2].removeprefix("test_")
 
 
-def real_hashes(request):
-    return request.node.get_closest_marker("real_password_hashes") is not None
-
-
 @pytest.fixture
 def step_package(step, request, monkeypatch):
     """The step's package (from $TUTORIAL_STEPS_DIR under tutorial check), its password hashes cheap (FAST_HASH)."""
     package = import_step(step)
-    if not real_hashes(request) and importlib.util.find_spec(package.__name__ + ".models"):  # step01: no users
+    if not request.node.get_closest_marker("real_password_hashes") and importlib.util.find_spec(package.__name__ + ".models"):  # step01: no users
         models = importlib.import_module(package.__name__ + ".models")
         real = models.generate_password_hash
         cheap_dummy = real("no user has this password", method=FAST_HASH)
@@ -207,16 +205,36 @@ def seeded_db_file(tmp_path_factory):
     return get
 
 
+def execute(server_url, statement):
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(statement))
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def server_databases():  # {backend: URL}: one throwaway database per configured server, dropped at the end
-    made = {}
+def server_databases():
+    """{backend: URL}: a database per server, named by chance and dropped at the end (a server that does not answer
+    fails the tests that need it); one engine each, to empty it before each test, which waits for no lock forever."""
+    made, engines = {}, {}
     try:
-        for url in db_servers.SERVER_URLS:
-            made[db_servers.backend(url)] = db_servers.create_database(url)
-        yield made
+        for url in map(make_url, SERVER_URLS):
+            name, backend = f"flask_jwt_test_{uuid.uuid4().hex[:12]}", url.get_backend_name()
+            if backend == "mysql":  # utf8mb4: all of Unicode, Chinese included (MySQL's "utf8" is not)
+                execute(url, f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+                url = url.update_query_dict({"charset": "utf8mb4"})
+            else:
+                execute(url, f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
+            made[backend] = url.set(database=name).render_as_string(hide_password=False)
+            engines[backend] = create_engine(made[backend], pool_size=1, pool_pre_ping=True, connect_args={
+                "mysql": {"init_command": "SET SESSION lock_wait_timeout = 10"},
+                "postgresql": {"options": "-c lock_timeout=10000"}}[backend])
+        yield made, engines
     finally:
-        for server_url, database_url in zip(db_servers.SERVER_URLS, made.values()):
-            db_servers.drop_database(server_url, database_url)
+        for server_url, (backend, database_url) in zip(SERVER_URLS, made.items()):
+            engines[backend].dispose()  # its pooled connection would keep the database in use
+            force = " WITH (FORCE)" if backend == "postgresql" else ""
+            execute(server_url, f"DROP DATABASE IF EXISTS {make_url(database_url).database}{force}")
 
 
 @pytest.fixture
@@ -227,11 +245,13 @@ def database(request):  # sqlite, unless @pytest.mark.databases parametrizes it
 @pytest.fixture
 def database_uri(request, database, step_package, seeded_db_file, tmp_path):  # this test's own database, made by init-db
     if database != "sqlite":
-        url = request.getfixturevalue("server_databases")[database]
-        db_servers.drop_tables(url)
-        init_db(step_package, url)
-        return url
-    seed = seeded_db_file(step_package, real_hashes(request))
+        urls, engines = request.getfixturevalue("server_databases")
+        tables = MetaData()  # what the last test left: init-db starts afresh, ids from 1 again
+        tables.reflect(engines[database])
+        tables.drop_all(engines[database])
+        init_db(step_package, urls[database])
+        return urls[database]
+    seed = seeded_db_file(step_package, request.node.get_closest_marker("real_password_hashes") is not None)
     if seed.exists():  # step01: no database
         shutil.copyfile(seed, tmp_path / "app.sqlite")
     return f"sqlite:///{tmp_path / 'app.sqlite'}"

@@ -1,8 +1,7 @@
 """What a test needs beyond Python and uv: `@pytest.mark.needs("redis")` on a test, a case or a module (pytestmark).
-
-Missing on a learner's machine, the test is skipped, and the run ends with one line per missing thing: how many tests
-it held back (counted from pytest's own reports, xdist's workers' too), how to get it. Under CI=true, --require-all or
-TUTORIAL_REQUIRE_ALL=1 the test fails instead. A fixture that needs the thing itself asks found("chromium").
+Missing on a learner's machine: skipped, and the run ends with one line per missing thing: how many tests it held back
+(counted from pytest's own reports, xdist's too), how to get it. Under CI=true, --require-all or TUTORIAL_REQUIRE_ALL=1:
+failed. A fixture that needs the thing itself asks found("chromium").
 """
 import importlib.util
 import os
@@ -17,41 +16,37 @@ ROOT = Path(__file__).resolve().parents[1]
 STRICT = ""  # why a missing need fails ("--require-all", "CI=true", ...), or "": it is skipped (pytest_configure)
 
 
-class Missing(Exception):
-    """What is not there, in a few words (`TEST_REDIS_URL is not set`)."""
+class Missing(Exception):  # what is not there, in a few words (`TEST_REDIS_URL is not set`)
+    pass
 
 
 def program(*names, variable=None):
     """The program $variable names, else the first of `names` on PATH."""
     if variable and os.environ.get(variable):
         names = (os.environ[variable],)
-    if path := next(filter(None, map(shutil.which, names)), None):
-        return path
-    raise Missing(f"no {' or '.join(names)} found" + (f" (${variable} may name it)" if variable else ""))
+    return require(next(filter(None, map(shutil.which, names)), None),
+                   f"no {' or '.join(names)} found" + (f" (${variable} may name it)" if variable else ""))
+
+
+def require(found, why):  # what was found, if anything: else Missing(why)
+    if not found:
+        raise Missing(why)
+    return found
 
 
 def setting(name):
-    if not os.environ.get(name):
-        raise Missing(f"{name} is not set")
-    return os.environ[name]
+    return require(os.environ.get(name), f"{name} is not set")
 
 
 def node_package(path):  # Node.js, with this package of `npm ci` in node_modules/
-    if not (ROOT / "node_modules" / path).exists():
-        raise Missing(f"node_modules/{path} is missing")
+    require((ROOT / "node_modules" / path).exists(), f"node_modules/{path} is missing")
     return program("node")
-
-
-def gunicorn():
-    if sys.platform == "win32" or importlib.util.find_spec("gunicorn") is None:
-        raise Missing("gunicorn does not run on Windows, or is not installed")
-    return True
 
 
 def bash_and_curl():
     bash = program("bash")
-    if os.name == "nt" and "system32" in bash.lower():  # WSL's bash.exe runs in another system, not this one
-        raise Missing("only WSL's bash.exe on PATH, not Git Bash")
+    # WSL's bash.exe (in System32) runs in another system, not this one
+    require(os.name != "nt" or "system32" not in bash.lower(), "only WSL's bash.exe on PATH, not Git Bash")
     return bash, program("curl")
 
 
@@ -63,7 +58,8 @@ NEEDS = {  # name: (what it is, how to get it, finder: what it found, or raises 
         "MariaDB/MySQL and PostgreSQL",
         'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
         lambda: setting("TEST_DATABASE_URLS")),
-    "gunicorn": ("gunicorn", "Linux or macOS (uv sync installs it there)", gunicorn),
+    "gunicorn": ("gunicorn", "Linux or macOS (uv sync installs it there)", lambda: require(
+        sys.platform != "win32" and importlib.util.find_spec("gunicorn"), "gunicorn does not run on Windows, or is not installed")),
     "newman": ("Node.js and newman", "install Node.js 18 or newer, then run `npm ci` in the repository root",
                lambda: node_package(".bin/newman.cmd" if os.name == "nt" else ".bin/newman")),  # npm's shim on Windows
     "chromium": ("Chromium and chromedriver", "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER "
