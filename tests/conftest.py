@@ -18,7 +18,6 @@ from types import SimpleNamespace
 import jwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
-
 from sqlalchemy import MetaData, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -36,7 +35,7 @@ TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
 FAST_HASH = "pbkdf2:sha256:1"
 # An access line of the steps' gunicorn.conf.py (step06 on): the request, its status, the worker that answered.
 ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{3}) .* pid=<(?P<pid>\d+)>')
-LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')  # never in an answer
+LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')  # in no answer
 SERVER_URLS = os.environ.get("TEST_DATABASE_URLS", "").split()
 # Without TEST_DATABASE_URLS, one "servers" case per test stands for the servers: skipped, or failed under CI=true.
 PLACEHOLDER = pytest.param("servers", marks=pytest.mark.needs("database servers"))
@@ -66,7 +65,7 @@ def pytest_collection_modifyitems(config, items):
     """Which steps a `since` check runs on. CI: every step, but an ends_only check on its first and last step only (a
     process or a real client: the steps in between run the same copied code). A learner: first and last step for
     every one, the finished step only for finished_step_for_learners. --all-steps, -k and -m run every copy."""
-    # Tests of several seconds first: xdist hands them out in this order, so no worker is left with a long one at the end.
+    # Tests of several seconds first: xdist hands them out in this order, so no worker is left with one at the end.
     items.sort(key=lambda item: item.get_closest_marker("schedule_first") is None)
     if config.getoption("all_steps") or config.getoption("keyword") or config.getoption("markexpr") \
             or os.environ.get(STEPS_DIR_VARIABLE):
@@ -103,8 +102,9 @@ def pytest_generate_tests(metafunc):
         # so that every server still sees later steps without the whole test on each (the placeholder only if alone).
         turn = [n for n in names if n is not PLACEHOLDER] or names
         pairs = [(steps[0], n) for n in names] + [(s, turn[(i + 1) % len(turn)]) for i, s in enumerate(steps[1:])]
-    metafunc.parametrize(("step", "database"), [pytest.param(s, *getattr(n, "values", [n]), marks=getattr(n, "marks", ()))
-                                                for s, n in pairs if not checked or s in checked], indirect=["database"])
+    cases = [pytest.param(s, *getattr(n, "values", [n]), marks=getattr(n, "marks", ())) for s, n in pairs]
+    cases = [case for case in cases if not checked or case.values[0] in checked]
+    metafunc.parametrize(("step", "database"), cases, indirect=["database"])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -122,12 +122,19 @@ def clean_environment(tmp_path_factory, pytestconfig):
 def signing_keys(folder, last=None):
     """A folder with one signing key, made by the newest step's (up to `last`) own `flask rotate-keys` (step09 on)."""
     for name in reversed([step for step in STEPS if last is None or step <= last]):
-        app = import_step(name).create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "KEYS_DIR": str(folder)})
-        if "rotate-keys" in app.cli.commands:
-            result = app.test_cli_runner().invoke(args=["rotate-keys"])
-            assert result.exit_code == 0, result.output
+        if flask_command(import_step(name), config_for("sqlite://", KEYS_DIR=str(folder)), "rotate-keys"):
             break
     return folder
+
+
+def flask_command(package, config, command):
+    """The step's own `flask COMMAND` on an app of this config; False if the step has no such command."""
+    app = package.create_app(config)
+    if command in app.cli.commands:
+        result = app.test_cli_runner().invoke(args=[command])
+        assert result.exit_code == 0, result.output
+    release(app)
+    return command in app.cli.commands
 
 
 @pytest.fixture
@@ -165,8 +172,9 @@ def step(request):  # the step a test checks, by name; `since` parametrizes it
 def step_package(step, request, monkeypatch):
     """The step's package (from $TUTORIAL_STEPS_DIR under tutorial check), its password hashes cheap (FAST_HASH)."""
     package = import_step(step)
-    if not request.node.get_closest_marker("real_password_hashes") and importlib.util.find_spec(package.__name__ + ".models"):  # step01: no users
-        models = importlib.import_module(package.__name__ + ".models")
+    name = package.__name__ + ".models"
+    if not request.node.get_closest_marker("real_password_hashes") and importlib.util.find_spec(name):  # step01: none
+        models = importlib.import_module(name)
         real = models.generate_password_hash
         cheap_dummy = real("no user has this password", method=FAST_HASH)
         monkeypatch.setattr(models, "generate_password_hash", lambda password, method=FAST_HASH: real(password, method))
@@ -183,14 +191,6 @@ def config_for(database_uri, **overrides):
     return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_uri, "JWT_SECRET_KEY": TEST_SECRET, **overrides}
 
 
-def init_db(package, database_uri):  # the step's own `flask init-db` (step01 has no database)
-    app = package.create_app(config_for(database_uri))
-    if "init-db" in app.cli.commands:
-        result = app.test_cli_runner().invoke(args=["init-db"])
-        assert result.exit_code == 0, result.output
-    release(app)
-
-
 @pytest.fixture(scope="session")
 def seeded_db_file(tmp_path_factory):
     """get(package, real_hashes=False): per step, one SQLite file made by its init-db, which tests copy (its article's
@@ -199,7 +199,7 @@ def seeded_db_file(tmp_path_factory):
     @functools.cache
     def get(package, real_hashes=False):
         db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
-        init_db(package, f"sqlite:///{db_file}")
+        flask_command(package, config_for(f"sqlite:///{db_file}"), "init-db")  # step01: none
         return db_file
 
     return get
@@ -243,13 +243,13 @@ def database(request):  # sqlite, unless @pytest.mark.databases parametrizes it
 
 
 @pytest.fixture
-def database_uri(request, database, step_package, seeded_db_file, tmp_path):  # this test's own database, made by init-db
+def database_uri(request, database, step_package, seeded_db_file, tmp_path):  # this test's own, made by init-db
     if database != "sqlite":
         urls, engines = request.getfixturevalue("server_databases")
         tables = MetaData()  # what the last test left: init-db starts afresh, ids from 1 again
         tables.reflect(engines[database])
         tables.drop_all(engines[database])
-        init_db(step_package, urls[database])
+        flask_command(step_package, config_for(urls[database]), "init-db")
         return urls[database]
     seed = seeded_db_file(step_package, request.node.get_closest_marker("real_password_hashes") is not None)
     if seed.exists():  # step01: no database
@@ -355,14 +355,14 @@ def sign_as(app, claims, key=None, algorithm=None):
 
 
 def resign(token, claims, secret):
-    """`token`'s claims replaced, signed as the server that made it: HS256 with `secret`, or its kid's key (step09 on)."""
+    """`token`'s claims replaced, signed as its server did: HS256 with `secret`, or its kid's key (step09 on)."""
     kid = jwt.get_unverified_header(token).get("kid")
     if kid is None:
         return jwt.encode(claims, secret, algorithm="HS256")
     return jwt.encode(claims, key_of(os.environ["KEYS_DIR"], kid), algorithm="EdDSA", headers={"kid": kid})
 
 
-def forged_tokens(app):  # every kind of token an attacker can send; the first is valid, the last's user is deleted later
+def forged_tokens(app):  # every kind of token an attacker can send; the first is valid, the last's user to be deleted
     key, algorithm, _ = signing_key(app)  # JWT_SECRET_KEY and HS256; from step09 on, a private key and EdDSA
     with app.app_context():
         valid = create_access_token(identity=ADMIN["username"])
@@ -416,10 +416,11 @@ def bad_input():
     ])
     text = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=60)  # lone surrogates too
     scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | text | nasty
-    json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
-                               max_leaves=12)
+    json_values = st.recursive(
+        scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4), max_leaves=12)
     login_objects = st.builds(lambda fields, extra: {**extra, **fields}, st.fixed_dictionaries({}, optional={
-        "username": st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | nasty | text | json_values,
+        "username": st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | nasty | text
+        | json_values,
         "password": st.sampled_from([ADMIN["password"], "654321"]) | nasty | text | json_values,
     }), st.dictionaries(text, json_values, max_size=3))
 
@@ -433,8 +434,8 @@ def bad_input():
         return st.one_of(
             st.builds(lambda t: f"Bearer {t}", token),
             st.sampled_from(["Bearer", "Bearer ", "bearer", "JWT", "Basic YWRtaW46MTIzNDU2", "Token abc", "", " "]),
-            st.builds(lambda t, pre, sep: f"{pre}{sep}{t}", token, st.sampled_from(["Bearer", "bearer", "BEARER", "JWT"]),
-                      st.sampled_from([" ", "  ", "\t", ""])),
+            st.builds(lambda t, pre, sep: f"{pre}{sep}{t}", token,
+                      st.sampled_from(["Bearer", "bearer", "BEARER", "JWT"]), st.sampled_from([" ", "  ", "\t", ""])),
             st.builds(lambda t: f"Bearer {t} {t}", token),
             st.builds(lambda n: "Bearer " + "a" * n, st.integers(1000, 12000)),  # very long
         )

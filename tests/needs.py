@@ -23,9 +23,9 @@ class Missing(Exception):  # what is not there, in a few words (`TEST_REDIS_URL 
 def program(*names, variable=None):
     """The program $variable names, else the first of `names` on PATH."""
     if variable and os.environ.get(variable):
-        names = (os.environ[variable],)
+        return require(shutil.which(os.environ[variable]), f"{variable}={os.environ[variable]} is not a program")
     return require(next(filter(None, map(shutil.which, names)), None),
-                   f"no {' or '.join(names)} found" + (f" (${variable} may name it)" if variable else ""))
+                   f"no {' or '.join(names)} on PATH" + (f" and {variable} is not set" if variable else ""))
 
 
 def require(found, why):  # what was found, if anything: else Missing(why)
@@ -50,24 +50,30 @@ def bash_and_curl():
     return bash, program("curl")
 
 
-CHROMIUM = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+def chromium():
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+    return program(*names, variable="CHROMIUM")
+
+
 NEEDS = {  # name: (what it is, how to get it, finder: what it found, or raises Missing)
     "redis": ("Redis", "start Redis and set TEST_REDIS_URL=redis://127.0.0.1:6379/0 (tests use keys of their own)",
               lambda: setting("TEST_REDIS_URL")),
     "database servers": (
         "MariaDB/MySQL and PostgreSQL",
-        'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
+        'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ '
+        'postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
         lambda: setting("TEST_DATABASE_URLS")),
-    "gunicorn": ("gunicorn", "Linux or macOS (uv sync installs it there)", lambda: require(
-        sys.platform != "win32" and importlib.util.find_spec("gunicorn"), "gunicorn does not run on Windows, or is not installed")),
+    "gunicorn": ("gunicorn", "Linux or macOS (uv sync installs it there)",
+                 lambda: require(sys.platform != "win32" and importlib.util.find_spec("gunicorn"),
+                                 "gunicorn does not run on Windows, or is not installed")),
     "newman": ("Node.js and newman", "install Node.js 18 or newer, then run `npm ci` in the repository root",
                lambda: node_package(".bin/newman.cmd" if os.name == "nt" else ".bin/newman")),  # npm's shim on Windows
-    "chromium": ("Chromium and chromedriver", "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER "
-                 "to the programs", lambda: (program(*CHROMIUM, variable="CHROMIUM"),
-                                             program("chromedriver", variable="CHROMEDRIVER"))),
+    "chromium": ("Chromium and chromedriver",
+                 "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER to the programs",
+                 lambda: (chromium(), program("chromedriver", variable="CHROMEDRIVER"))),
     "mermaid": ("Node.js, mermaid-cli and Chromium",
-                "Node.js 18 or newer and `npm ci` (mermaid-cli), and Chromium (apt-get install chromium, or set CHROMIUM)",
-                lambda: (node_package("@mermaid-js/mermaid-cli"), program(*CHROMIUM, variable="CHROMIUM"))),
+                "Node.js 18 or newer, `npm ci` (mermaid-cli), and Chromium (apt-get install chromium, or set CHROMIUM)",
+                lambda: (node_package("@mermaid-js/mermaid-cli"), chromium())),
     "bash": ("bash and curl", "Linux or macOS; on Windows, Git Bash (its bash and curl on PATH)", bash_and_curl),
 }
 
@@ -88,7 +94,7 @@ def found(name):
     """What the need found (a URL, paths); the test is skipped, or failed in strict mode, if it is missing."""
     value, why = look(name)
     if why:
-        message = f"needs {NEEDS[name][0]}: {why}; {NEEDS[name][1]}"  # the summary counts the reports with "needs {what}: "
+        message = f"needs {NEEDS[name][0]}: {why}; {NEEDS[name][1]}"  # the summary finds "needs {what}: " in reports
         if STRICT:
             pytest.fail(f"{message} (a missing requirement fails here: {STRICT})", pytrace=False)
         pytest.skip(message)
@@ -112,7 +118,7 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     global STRICT
     STRICT = strict(config)
-    config.addinivalue_line("markers", "needs(*names): what the test needs beyond Python (tests/needs.py): " + ", ".join(NEEDS))
+    config.addinivalue_line("markers", "needs(*names): what the test needs beyond Python and uv: " + ", ".join(NEEDS))
 
 
 @pytest.hookimpl(tryfirst=True)

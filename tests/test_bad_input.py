@@ -21,6 +21,7 @@ B = bad_input()  # the strategies: tests/conftest.py
 pytestmark = [pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),  # short keys on purpose
               pytest.mark.ends_only]  # seconds a step
 
+
 @pytest.fixture
 def app(make_app, models):
     """The step in production mode, an inactive user and a doomed one (passwords hashed fast)."""
@@ -55,9 +56,10 @@ def send(app):
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO"])
 # A path may not start with "//": the test client would read what follows as a host name.
 PATHS = st.sampled_from(["/hello", "/login", "/users", "/", "/nope", "/users/1", "/login/", "/login//", "/hello/",
-                        "/fresh-login", "/users/2", "/users/me/password", "/users/99999999999999999999"]) | st.builds(  # step08's
-    lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass"), safe=""), B.TEXT)
-QUERIES = st.just("") | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), B.TEXT | B.NASTY)
+                        "/fresh-login", "/users/2", "/users/me/password", "/users/99999999999999999999"]) \
+    | st.builds(lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass"), safe=""), B.TEXT)
+QUERIES = st.just("") \
+    | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), B.TEXT | B.NASTY)
 
 
 @pytest.fixture
