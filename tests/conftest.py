@@ -1,8 +1,7 @@
-"""Fixtures shared by every step's tests: Flask's app, client and runner, on the step and the database chosen here.
-
-`step`: the step a test file is named after, or, marked `@pytest.mark.since("step02_db")`, that step and every later
-one. `database`: SQLite, or, marked `@pytest.mark.databases`, every database configured (db_servers.py). What a test
-needs beyond Python and uv: `@pytest.mark.needs(...)` (tests/needs.py).
+"""Flask's app, client and runner fixtures, for the step a test file is named after (or, marked `since`, that step and
+every later one), on SQLite (or, marked `databases`, also on each server TEST_DATABASE_URLS lists, separated by spaces).
+A step is used through create_app, its CLI and HTTP; from inside, only its password hashing (step_package makes it
+cheap) and its tables (copy_database).
 """
 import functools
 import importlib
@@ -20,85 +19,59 @@ from types import SimpleNamespace
 import jwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
-import db_servers
 from tutorial.live import CONFIG_VARIABLES, AppServer, build_app, release
 from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
 
-pytest_plugins = ["needs"]  # @pytest.mark.needs(...): tests/needs.py
+pytest_plugins = ["needs"]
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = reference_steps()
-
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}  # the article's user, made by init-db
 TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def clean_environment(tmp_path_factory, pytestconfig):
-    """The learner's own settings (FLASK_CONFIG, ...) must not change what tests see; KEYS_DIR: one signing key for
-    the session's apps and servers (step09 on; earlier steps ignore it), as JWT_SECRET_KEY is one secret."""
-    checked = pytestconfig.getoption("tutorial_step", None)  # tutorial check: no step after these is built
-    with pytest.MonkeyPatch.context() as mp:
-        for name in CONFIG_VARIABLES:
-            mp.delenv(name, raising=False)
-        mp.setenv("KEYS_DIR", str(signing_keys(tmp_path_factory.mktemp("keys"), max(checked) if checked else None)))
-        yield
-
-
-def signing_keys(folder, last=None):
-    """A folder with one signing key, made by the newest step's (up to `last`) own `flask rotate-keys` (step09 on;
-    none: left empty)."""
-    for name in reversed([step for step in STEPS if last is None or step <= last]):
-        app = import_step(name).create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://", "KEYS_DIR": str(folder)})
-        if "rotate-keys" in app.cli.commands:
-            result = app.test_cli_runner().invoke(args=["rotate-keys"])
-            assert result.exit_code == 0, result.output
-            break
-    return folder
-
-
-@pytest.fixture
-def redis_blocklist():
-    """This test's own keys in the Redis at TEST_REDIS_URL (mark the test needs("redis")): the app's config (its
-    prefixes), the client, keys() (its blocklist keys). Only keys with this test's tag are deleted at the end."""
-    import redis
-
-    url = os.environ["TEST_REDIS_URL"]
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    client.ping()  # a Redis that TEST_REDIS_URL names and that does not answer fails the test here
-    tag = uuid.uuid4().hex[:12]
-    prefix = f"test-blocklist-{tag}:"
-    keys = lambda: sorted(k.decode() for k in client.scan_iter(match=prefix + "*"))  # noqa: E731
-    config = {"REDIS_URL": url, "BLOCKLIST_PREFIX": prefix, "LOGIN_LIMIT_PREFIX": f"test-login-{tag}"}
-    yield SimpleNamespace(config=config, client=client, prefix=prefix, keys=keys)
-    for key in client.scan_iter(match=f"*{tag}*"):
-        client.delete(key)
-    client.close()
-
-
-SERVERS = [db_servers.backend(url) for url in db_servers.SERVER_URLS]
+# The tests' password hashes: werkzeug's own code path without scrypt's cost (~0.15 s a hash), except for tests
+# marked real_password_hashes, which check the hash itself.
+FAST_HASH = "pbkdf2:sha256:1"
+# An access line of the steps' gunicorn.conf.py (step06 on): the request, its status, the worker that answered.
+ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{3}) .* pid=<(?P<pid>\d+)>')
+LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')  # in no answer
+SERVER_URLS = os.environ.get("TEST_DATABASE_URLS", "").split()
 # Without TEST_DATABASE_URLS, one "servers" case per test stands for the servers: skipped, or failed under CI=true.
 PLACEHOLDER = pytest.param("servers", marks=pytest.mark.needs("database servers"))
-DATABASES = ["sqlite"] + (SERVERS or [PLACEHOLDER])
+DATABASES = ["sqlite"] + ([make_url(url).get_backend_name() for url in SERVER_URLS] or [PLACEHOLDER])
 
 
 def pytest_addoption(parser):
-    parser.addoption("--all-steps", action="store_true",
-                     help="run every step's copy of every carried-forward check (also -k, -m)")
+    parser.addoption("--all-steps", action="store_true", help="run every step's copy of every carried-forward check")
+
+
+def pytest_configure(config):
+    for line in ("since(first, until=None): check this step and the later ones",
+                 "ends_only: a carried-forward check that starts a process: on its first and last step only",
+                 "databases(servers_only=False, later_steps_on_one=False): run on every configured database",
+                 "finished_step_for_learners: a learner's run keeps the finished step's case, CI runs every one",
+                 "real_password_hashes: the step's own password hash method (not FAST_HASH)",
+                 "schedule_first: a test of several seconds, handed out before the quick ones",
+                 "already_holds: a test the step introduces for a behaviour its start copy already has"):
+        config.addinivalue_line("markers", line)
+
+
+def pytest_report_header(config):
+    return "databases: " + ", ".join(DATABASES if SERVER_URLS else ["sqlite (set TEST_DATABASE_URLS for more)"])
 
 
 def pytest_collection_modifyitems(config, items):
-    """Which steps a carried-forward (since) check runs on. CI: every step for an in-process check; its first and
-    last step for an ends_only one (a process or a real client: the steps in between run the same copied code).
-    A learner: first and last step for every one, and the finished step for finished_step_for_learners.
-    --all-steps, -k and -m run every copy."""
-    # Tests of several seconds first: xdist hands them out in this order, so no worker is left with a long one at the end.
+    """Which steps a `since` check runs on. CI: every step, but an ends_only check on its first and last step only (a
+    process or a real client: the steps in between run the same copied code). A learner: first and last step for
+    every one, the finished step only for finished_step_for_learners. --all-steps, -k and -m run every copy."""
+    # Tests of several seconds first: xdist hands them out in this order, so no worker is left with one at the end.
     items.sort(key=lambda item: item.get_closest_marker("schedule_first") is None)
     if config.getoption("all_steps") or config.getoption("keyword") or config.getoption("markexpr") \
             or os.environ.get(STEPS_DIR_VARIABLE):
         return
-    learner = not config.pluginmanager.get_plugin("needs").strict(config)
+    learner = not config.pluginmanager.get_plugin("needs").STRICT
     keep, drop = [], []
     for item in items:
         since, ends = item.get_closest_marker("since"), None  # ends: the only steps it runs on
@@ -108,33 +81,15 @@ def pytest_collection_modifyitems(config, items):
         if learner and item.get_closest_marker("finished_step_for_learners"):
             ends = (STEPS[-1],)
         (drop if ends and step and step not in ends else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "since(first, until=None): check this step and the later ones")
-    config.addinivalue_line("markers", "ends_only: a carried-forward check that starts a process: on its first and last "
-                            "step only, also in CI (pytest_collection_modifyitems)")
-    config.addinivalue_line("markers", "databases(servers_only=False, later_steps_on_one=False): run on every configured database")
-    config.addinivalue_line("markers", "finished_step_for_learners: a check of the repository itself, per step: a "
-                            "learner's run keeps the finished step's case, CI runs every one")
-    config.addinivalue_line("markers", "real_password_hashes: the step's own password hash method (not FAST_HASH)")
-    config.addinivalue_line("markers", "schedule_first: a test of several seconds, handed out before the quick ones")
-    config.addinivalue_line("markers", "already_holds: a test the step introduces for a behaviour its start copy already has")
-
-
-def pytest_report_header(config):
-    servers = [f"{db_servers.backend(u)} ({db_servers.server_version(u)})" for u in db_servers.SERVER_URLS]
-    return "databases: " + ", ".join(["sqlite"] + servers) + ("" if servers else " (set TEST_DATABASE_URLS for more)")
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
 
 
 def pytest_generate_tests(metafunc):
     since = metafunc.definition.get_closest_marker("since")
     marker = metafunc.definition.get_closest_marker("databases")
-    steps = [s for s in STEPS if since.args[0] <= s <= since.kwargs.get("until", STEPS[-1])] if since else []
     checked = metafunc.config.getoption("tutorial_step", None)  # tutorial check: other steps' cases would be deselected
+    steps = [s for s in STEPS if since.args[0] <= s <= since.kwargs.get("until", STEPS[-1])] if since else []
     if not marker:
         if steps:
             metafunc.parametrize("step", [s for s in steps if not checked or s in checked])
@@ -148,8 +103,65 @@ def pytest_generate_tests(metafunc):
         # so that every server still sees later steps without the whole test on each (the placeholder only if alone).
         turn = [n for n in names if n is not PLACEHOLDER] or names
         pairs = [(steps[0], n) for n in names] + [(s, turn[(i + 1) % len(turn)]) for i, s in enumerate(steps[1:])]
-    metafunc.parametrize(("step", "database"), [pytest.param(s, *getattr(n, "values", [n]), marks=getattr(n, "marks", ()))
-                                                for s, n in pairs if not checked or s in checked], indirect=["database"])
+    cases = [pytest.param(s, *getattr(n, "values", [n]), marks=getattr(n, "marks", ())) for s, n in pairs]
+    cases = [case for case in cases if not checked or case.values[0] in checked]
+    metafunc.parametrize(("step", "database"), cases, indirect=["database"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_environment(tmp_path_factory, pytestconfig):
+    """The learner's own settings (FLASK_CONFIG, ...) must not change what tests see; KEYS_DIR: one signing key for
+    the session's apps and servers (step09 on), as JWT_SECRET_KEY is one secret."""
+    checked = pytestconfig.getoption("tutorial_step", None)  # tutorial check: no step after these is built
+    with pytest.MonkeyPatch.context() as mp:
+        for name in CONFIG_VARIABLES:
+            mp.delenv(name, raising=False)
+        mp.setenv("KEYS_DIR", str(signing_keys(tmp_path_factory.mktemp("keys"), max(checked) if checked else None)))
+        yield
+
+
+def signing_keys(folder, last=None):
+    """A folder with one signing key, made by the newest step's (up to `last`) own `flask rotate-keys` (step09 on)."""
+    for name in reversed([step for step in STEPS if last is None or step <= last]):
+        if flask_command(import_step(name), config_for("sqlite://", KEYS_DIR=str(folder)), "rotate-keys"):
+            break
+    return folder
+
+
+def flask_command(package, config, command):
+    """The step's own `flask COMMAND` on an app of this config; False if the step has no such command."""
+    app = package.create_app(config)
+    if command in app.cli.commands:
+        result = app.test_cli_runner().invoke(args=[command])
+        assert result.exit_code == 0, result.output
+    release(app)
+    return command in app.cli.commands
+
+
+@pytest.fixture
+def redis_blocklist():
+    """This test's own keys in the Redis at TEST_REDIS_URL (mark the test needs("redis")): the app's config (its
+    prefixes), the client, keys() (its blocklist keys). Only keys with this test's tag are deleted at the end."""
+    import redis
+
+    url = os.environ["TEST_REDIS_URL"]
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    client.ping()  # a Redis that TEST_REDIS_URL names and that does not answer fails the test here
+    tag = uuid.uuid4().hex[:12]
+    prefix = f"test-blocklist-{tag}:"
+    config = {"REDIS_URL": url, "BLOCKLIST_PREFIX": prefix, "LOGIN_LIMIT_PREFIX": f"test-login-{tag}"}
+    yield SimpleNamespace(config=config, client=client, prefix=prefix,
+                          keys=lambda: sorted(k.decode() for k in client.scan_iter(match=prefix + "*")))
+    for key in client.scan_iter(match=f"*{tag}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def closed_port():  # refuses connections: bound, never listening, held so no other process takes it
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        yield reserved.getsockname()[1]
 
 
 @pytest.fixture
@@ -157,22 +169,13 @@ def step(request):  # the step a test checks, by name; `since` parametrizes it
     return request.module.__name__.rpartition(".")[2].removeprefix("test_")
 
 
-# The tests' password hashes: werkzeug's own code path, without the cost (scrypt, ~0.15 s a hash) that makes a
-# guesser slow and would make these tests spend half their time hashing. Tests of the hash itself are marked
-# @pytest.mark.real_password_hashes and get the step's own method, also for the article's user init-db makes.
-FAST_HASH = "pbkdf2:sha256:1"
-
-
-def real_hashes(request):
-    return request.node.get_closest_marker("real_password_hashes") is not None
-
-
 @pytest.fixture
 def step_package(step, request, monkeypatch):
     """The step's package (from $TUTORIAL_STEPS_DIR under tutorial check), its password hashes cheap (FAST_HASH)."""
     package = import_step(step)
-    if not real_hashes(request) and importlib.util.find_spec(package.__name__ + ".models"):  # step01: no users
-        models = importlib.import_module(package.__name__ + ".models")
+    name = package.__name__ + ".models"
+    if not request.node.get_closest_marker("real_password_hashes") and importlib.util.find_spec(name):  # step01: none
+        models = importlib.import_module(name)
         real = models.generate_password_hash
         cheap_dummy = real("no user has this password", method=FAST_HASH)
         monkeypatch.setattr(models, "generate_password_hash", lambda password, method=FAST_HASH: real(password, method))
@@ -185,204 +188,55 @@ def models(step_package):  # db, User: step02 on
     return importlib.import_module(step_package.__name__ + ".models")
 
 
-def private_key(folder, kid):
-    """Step09 on: the private key `kid` in a KEYS_DIR (one PEM file per kid, as rotate-keys writes them)."""
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
-
-
-def signing_key(app):
-    """(key, algorithm, headers) the app signs with: JWT_SECRET_KEY and HS256, or (step09 on) its kid's key, EdDSA."""
-    with app.app_context():
-        kid = jwt.get_unverified_header(create_access_token(identity=ADMIN["username"])).get("kid")
-    if kid is None:
-        return app.config["JWT_SECRET_KEY"], "HS256", {}
-    return private_key(app.config["KEYS_DIR"], kid), app.config["JWT_ALGORITHM"], {"kid": kid}
-
-
-def another_key(app):  # a key of the app's own kind that the app does not have
-    if app.config["JWT_ALGORITHM"] == "EdDSA":
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        return Ed25519PrivateKey.generate()
-    return "another-key-" * 4
-
-
-OWN_KEY = object()
-
-
-def sign_as(app, claims, key=OWN_KEY, algorithm=None):
-    """A token with these claims, signed as the app signs them (or with this key, or this algorithm)."""
-    own_key, own_algorithm, headers = signing_key(app)
-    return jwt.encode(claims, own_key if key is OWN_KEY else key, algorithm=algorithm or own_algorithm, headers=headers)
-
-
-def resign(token, claims, secret):
-    """`token`'s claims replaced, signed as the server that made it: HS256 with `secret`, or its kid's key (step09 on)."""
-    kid = jwt.get_unverified_header(token).get("kid")
-    if kid is None:
-        return jwt.encode(claims, secret, algorithm="HS256")
-    return jwt.encode(claims, private_key(os.environ["KEYS_DIR"], kid), algorithm="EdDSA", headers={"kid": kid})
-
-
-# An access line of the steps' gunicorn.conf.py (step06 on): the request, its status, the worker that answered.
-ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{3}) .* pid=<(?P<pid>\d+)>')
-
-
-@pytest.fixture
-def closed_port():  # refuses connections: bound, never listening, held so no other process takes it
-    with socket.socket() as reserved:
-        reserved.bind(("127.0.0.1", 0))
-        yield reserved.getsockname()[1]
-
-
-@pytest.fixture
-def get_with_error():
-    """(app, path, headers) -> (status, JSON body, the exception the app reported or None): a 500 proves nothing by
-    itself, it must come from the token, not from, say, get_jwt_identity() in an unprotected view."""
-    from flask import got_request_exception
-
-    def get(app, path, headers):
-        raised = []
-        with got_request_exception.connected_to(lambda sender, exception, **extra: raised.append(exception), app):
-            response = app.test_client().get(path, headers=headers)
-        return response.status_code, response.get_json(), (raised[0] if raised else None)
-
-    return get
-
-
-# Generated bad input (tests/test_bad_input.py, test_step06_revoke.py) ---------------------------------------------
-
-LEAKS = ("Traceback (most recent call last)", "sqlalchemy", "sqlite3.", "pymysql", "psycopg", 'File "')  # never in an answer
-
-
-def run(examples):  # hypothesis' settings for a generated test of `examples` requests
-    from hypothesis import HealthCheck, settings
-
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@functools.cache
-def bad_input():
-    """What a client can put in a request, as hypothesis strategies (imported here, not by every test module)."""
-    from hypothesis import strategies as st
-
-    NASTY = st.sampled_from([
-        "", " ", "\x00", "a\x00b", "\ud800", "x\udfffy", "😀", "\u202e", "\n", "\r\n", "\\", "%s", "{}", "'", '"',
-        "' OR '1'='1", "admin@gmail.com' --", "'; DROP TABLE user; --", "admin@gmail.com\x00", " admin@gmail.com",
-        "ADMIN@GMAIL.COM", "用户名", "x" * 5000, "\ufeffadmin@gmail.com", "admin@gmail.com\n",
-    ])
-    TEXT = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=60)  # lone surrogates too
-    SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | TEXT | NASTY
-    JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-                               max_leaves=12)
-    USERNAMES = st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | NASTY | TEXT | JSON_VALUES
-    PASSWORDS = st.sampled_from([ADMIN["password"], "654321"]) | NASTY | TEXT | JSON_VALUES
-
-    LOGIN_OBJECTS = st.builds(lambda fields, extra: {**extra, **fields},
-                              st.fixed_dictionaries({}, optional={"username": USERNAMES, "password": PASSWORDS}),
-                              st.dictionaries(TEXT, JSON_VALUES, max_size=3))
-
-    def encode_json(value, ascii_only):
-        return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
-
-    BODIES = st.one_of(
-        st.builds(encode_json, JSON_VALUES | LOGIN_OBJECTS, st.booleans()),
-        st.binary(max_size=200),  # not JSON, not even UTF-8
-        st.builds(lambda n: b"[" * n + b"]" * n, st.integers(1, 8000)),  # very deep nesting
-        st.builds(lambda n: b'{"a":' * n + b"1" + b"}" * n, st.integers(1, 3000)),
-        st.just(b'{"username": "admin@gmail.com", "password": "' + b"x" * 20000 + b'"}'),  # over the 16 KiB limit
-        st.sampled_from([b"", b"null", b"{", b'{"username": }', b"\xff\xfe{}", b'\xef\xbb\xbf{"username": "a"}']),
-    )
-    CONTENT_TYPES = st.sampled_from([
-        "application/json", "application/json; charset=utf-8", "application/json; charset=latin-1", "APPLICATION/JSON",
-        "application/vnd.api+json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "", None,
-    ])
-    HEADER_TEXT = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)  # what HTTP can carry
-
-    def authorization_values(tokens):
-        token = st.sampled_from(tokens) | HEADER_TEXT
-        return st.one_of(
-            st.builds(lambda t: f"Bearer {t}", token),
-            st.sampled_from(["Bearer", "Bearer ", "bearer", "JWT", "Basic YWRtaW46MTIzNDU2", "Token abc", "", " "]),
-            st.builds(lambda t, pre, sep: f"{pre}{sep}{t}", token, st.sampled_from(["Bearer", "bearer", "BEARER", "JWT"]),
-                      st.sampled_from([" ", "  ", "\t", ""])),
-            st.builds(lambda t: f"Bearer {t} {t}", token),
-            st.builds(lambda n: "Bearer " + "a" * n, st.integers(1000, 12000)),  # very long
-        )
-
-    return SimpleNamespace(TEXT=TEXT, NASTY=NASTY, LOGIN_OBJECTS=LOGIN_OBJECTS, BODIES=BODIES, CONTENT_TYPES=CONTENT_TYPES,
-                           encode_json=encode_json, authorization_values=authorization_values)
-
-
-def forged_tokens(app):  # every kind of token an attacker can send; the first is valid, the last's user is deleted later
-    key, algorithm, _ = signing_key(app)  # JWT_SECRET_KEY and HS256; from step09 on, a private key and EdDSA
-    with app.app_context():
-        valid = create_access_token(identity=ADMIN["username"])
-        claims = jwt.decode(valid, options={"verify_signature": False})
-        tokens = [valid, create_refresh_token(identity=ADMIN["username"]),
-                  create_access_token(identity=ADMIN["username"], expires_delta=timedelta(seconds=-1)),
-                  create_access_token(identity="inactive@gmail.com"), create_access_token(identity="nobody@gmail.com")]
-        ghost = create_access_token(identity="ghost@gmail.com")  # its user is deleted once this token exists
-    now = int(datetime.now(timezone.utc).timestamp())
-    sign = lambda payload, k=key, alg=algorithm: sign_as(app, payload, k, alg)  # noqa: E731
-    tokens += [
-        sign(claims, another_key(app)),
-        sign(claims, None, "none"),
-        sign(claims, key if isinstance(key, str) else "k" * 48, "HS384"),
-        sign(claims, "k" * 64, "HS512"),
-        sign({**claims, "nbf": now + 3600}),
-        sign({k: v for k, v in claims.items() if k != "sub"}),
-        sign({**claims, "sub": 1}),
-        sign({**claims, "sub": ["admin@gmail.com"]}),
-        sign({**claims, "sub": None}),
-        sign({**claims, "exp": "tomorrow"}),
-        valid[:-5],  # truncated
-        ".".join(valid.split(".")[:2]),  # two segments
-        "!!!." + valid.split(".", 1)[1],  # header not base64
-        "eyJub3QiOiAianNvbiJ9Cg." + valid.split(".", 1)[1],  # header base64 but not a JWT header
-        "bm90IGpzb24." + valid.split(".", 1)[1],  # header not JSON
-        "undefined", "null", "", "a.b.c", "...", ghost,
-    ]
-    return tokens
-
-
 def config_for(database_uri, **overrides):
     return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_uri, "JWT_SECRET_KEY": TEST_SECRET, **overrides}
 
 
 @pytest.fixture(scope="session")
 def seeded_db_file(tmp_path_factory):
-    """get(package, real_hashes=False): per step, one database made by its own init-db, which tests copy (its
-    article's user hashed as step_package makes it: FAST_HASH, or the step's own method)."""
-    made = {}
+    """get(package, real_hashes=False): per step, one SQLite file made by its init-db, which tests copy (its article's
+    user hashed as step_package makes it: FAST_HASH, or the step's own method)."""
 
+    @functools.cache
     def get(package, real_hashes=False):
-        key = (package.__name__, real_hashes)
-        if key not in made:
-            db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
-            app = package.create_app(config_for(f"sqlite:///{db_file}"))
-            if "init-db" in app.cli.commands:  # step01 has no database
-                result = app.test_cli_runner().invoke(args=["init-db"])
-                assert result.exit_code == 0, result.output
-            made[key] = db_file
-        return made[key]
+        db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
+        flask_command(package, config_for(f"sqlite:///{db_file}"), "init-db")  # step01: none
+        return db_file
 
     return get
 
 
+def execute(server_url, statement):
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(statement))
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def server_databases():  # one throwaway database per configured server, dropped at the end
-    made = {}
+def server_databases():
+    """{backend: URL}: a database per server, named by chance and dropped at the end (a server that does not answer
+    fails the tests that need it); one engine each, kept (a new connection's handshake was most of a copy's cost), which
+    waits for no lock forever."""
+    made, engines = {}, {}
     try:
-        for url in db_servers.SERVER_URLS:
-            made[db_servers.backend(url)] = (url, db_servers.create_database(url))
-        yield {name: database_url for name, (_, database_url) in made.items()}
+        for url in map(make_url, SERVER_URLS):
+            name, backend = f"flask_jwt_test_{uuid.uuid4().hex[:12]}", url.get_backend_name()
+            if backend == "mysql":  # utf8mb4: all of Unicode, Chinese included (MySQL's "utf8" is not)
+                execute(url, f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+                url = url.update_query_dict({"charset": "utf8mb4"})
+            else:
+                execute(url, f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
+            made[backend] = url.set(database=name).render_as_string(hide_password=False)
+            engines[backend] = create_engine(made[backend], pool_size=1, pool_pre_ping=True, connect_args={
+                "mysql": {"init_command": "SET SESSION lock_wait_timeout = 10"},
+                "postgresql": {"options": "-c lock_timeout=10000"}}[backend])
+        yield made, engines
     finally:
-        for server_url, database_url in made.values():
-            db_servers.drop_database(server_url, database_url)
+        for server_url, (backend, database_url) in zip(SERVER_URLS, made.items()):
+            engines[backend].dispose()  # its pooled connection would keep the database in use
+            force = " WITH (FORCE)" if backend == "postgresql" else ""
+            execute(server_url, f"DROP DATABASE IF EXISTS {make_url(database_url).database}{force}")
 
 
 @pytest.fixture
@@ -392,16 +246,31 @@ def database(request):  # sqlite, unless @pytest.mark.databases parametrizes it
 
 @pytest.fixture
 def database_uri(request, database, step_package, seeded_db_file, tmp_path):  # this test's own copy of what init-db made
-    seed = seeded_db_file(step_package, real_hashes(request))
+    seed = seeded_db_file(step_package, request.node.get_closest_marker("real_password_hashes") is not None)
     if database == "sqlite":
-        copy = tmp_path / "app.sqlite"
-        if seed.exists():
-            shutil.copyfile(seed, copy)
-        return f"sqlite:///{copy}"
-    url = request.getfixturevalue("server_databases")[database]
-    models = importlib.import_module(step_package.__name__ + ".models")
-    db_servers.copy_database(f"sqlite:///{seed}", url, models.db.metadata)
-    return url
+        if seed.exists():  # step01: no database
+            shutil.copyfile(seed, tmp_path / "app.sqlite")
+        return f"sqlite:///{tmp_path / 'app.sqlite'}"
+    urls, engines = request.getfixturevalue("server_databases")
+    copy_database(f"sqlite:///{seed}", engines[database], request.getfixturevalue("models").db.metadata)
+    return urls[database]
+
+
+def copy_database(source_url, target, metadata):
+    """The source's rows in fresh tables of the target (ids from 1 again). Three times cheaper than the step's own
+    init-db on the server, per test: the step's tables (metadata) are the one thing taken from inside it."""
+    source = create_engine(source_url)
+    try:
+        metadata.drop_all(target)
+        metadata.create_all(target)
+        with source.connect() as src, target.begin() as dst:
+            for table in metadata.sorted_tables:
+                generated = [c.name for c in table.primary_key.columns if c.autoincrement]
+                rows = src.execute(table.select().order_by(*table.primary_key.columns)).mappings().all()
+                for row in rows:  # without the generated id, so that each server's counter stays right
+                    dst.execute(table.insert().values({k: v for k, v in row.items() if k not in generated}))
+    finally:
+        source.dispose()
 
 
 @pytest.fixture
@@ -441,7 +310,7 @@ def auth(app):  # headers that let a request through /users: a Bearer token from
 
 
 @pytest.fixture
-def serve(step, step_package, database_uri):
+def serve(step, database_uri):
     """serve(config=None, env=None): the step's app as `flask run` builds it (build_app) on this test's database, over
     real HTTP from a thread of this process (AppServer), its password hashes cheap as here."""
     servers = []
@@ -453,3 +322,149 @@ def serve(step, step_package, database_uri):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def get_with_error():
+    """(app, path, headers) -> (status, JSON body, the exception the app reported or None): a 500 proves nothing by
+    itself, it must come from the token, not from, say, get_jwt_identity() in an unprotected view."""
+    from flask import got_request_exception
+
+    def get(app, path, headers):
+        raised = []
+        with got_request_exception.connected_to(lambda sender, exception, **extra: raised.append(exception), app):
+            response = app.test_client().get(path, headers=headers)
+        return response.status_code, response.get_json(), (raised[0] if raised else None)
+
+    return get
+
+
+# Tokens: as the app signs them, and as an attacker forges them --------------------------------------------------
+
+def key_of(folder, kid):  # step09 on: the private key `kid` in a KEYS_DIR (one PEM file per kid, as rotate-keys writes)
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
+
+
+def signing_key(app):
+    """(key, algorithm, headers) the app signs with: JWT_SECRET_KEY and HS256, or (step09 on) its kid's key, EdDSA."""
+    with app.app_context():
+        kid = jwt.get_unverified_header(create_access_token(identity=ADMIN["username"])).get("kid")
+    if kid is None:
+        return app.config["JWT_SECRET_KEY"], "HS256", {}
+    return key_of(app.config["KEYS_DIR"], kid), app.config["JWT_ALGORITHM"], {"kid": kid}
+
+
+def another_key(app):  # a key of the app's own kind that the app does not have
+    if app.config["JWT_ALGORITHM"] == "EdDSA":
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return Ed25519PrivateKey.generate()
+    return "another-key-" * 4
+
+
+def sign_as(app, claims, key=None, algorithm=None):
+    """A token with these claims, signed as the app signs them (or with this key, or this algorithm)."""
+    own_key, own_algorithm, headers = signing_key(app)
+    return jwt.encode(claims, own_key if key is None else key, algorithm=algorithm or own_algorithm, headers=headers)
+
+
+def resign(token, claims, secret):
+    """`token`'s claims replaced, signed as its server did: HS256 with `secret`, or its kid's key (step09 on)."""
+    kid = jwt.get_unverified_header(token).get("kid")
+    if kid is None:
+        return jwt.encode(claims, secret, algorithm="HS256")
+    return jwt.encode(claims, key_of(os.environ["KEYS_DIR"], kid), algorithm="EdDSA", headers={"kid": kid})
+
+
+def forged_tokens(app):  # every kind of token an attacker can send; the first is valid, the last's user to be deleted
+    key, algorithm, _ = signing_key(app)  # JWT_SECRET_KEY and HS256; from step09 on, a private key and EdDSA
+    with app.app_context():
+        valid = create_access_token(identity=ADMIN["username"])
+        claims = jwt.decode(valid, options={"verify_signature": False})
+        tokens = [valid, create_refresh_token(identity=ADMIN["username"]),
+                  create_access_token(identity=ADMIN["username"], expires_delta=timedelta(seconds=-1)),
+                  create_access_token(identity="inactive@gmail.com"), create_access_token(identity="nobody@gmail.com")]
+        ghost = create_access_token(identity="ghost@gmail.com")  # its user is deleted once this token exists
+    now = int(datetime.now(timezone.utc).timestamp())
+    return tokens + [
+        sign_as(app, claims, another_key(app)),
+        sign_as(app, claims, "", "none"),
+        sign_as(app, claims, key if isinstance(key, str) else "k" * 48, "HS384"),
+        sign_as(app, claims, "k" * 64, "HS512"),
+        sign_as(app, {**claims, "nbf": now + 3600}),
+        sign_as(app, {k: v for k, v in claims.items() if k != "sub"}),
+        sign_as(app, {**claims, "sub": 1}),
+        sign_as(app, {**claims, "sub": ["admin@gmail.com"]}),
+        sign_as(app, {**claims, "sub": None}),
+        sign_as(app, {**claims, "exp": "tomorrow"}),
+        valid[:-5],  # truncated
+        ".".join(valid.split(".")[:2]),  # two segments
+        "!!!." + valid.split(".", 1)[1],  # header not base64
+        "eyJub3QiOiAianNvbiJ9Cg." + valid.split(".", 1)[1],  # header base64 but not a JWT header
+        "bm90IGpzb24." + valid.split(".", 1)[1],  # header not JSON
+        "undefined", "null", "", "a.b.c", "...", ghost,
+    ]
+
+
+# Generated bad input (tests/test_bad_input.py, test_step06_revoke.py) ---------------------------------------------
+
+def run(examples):
+    """Hypothesis' settings for a generated test of `examples` requests; a learner's run sends a quarter of them."""
+    from hypothesis import HealthCheck, settings
+
+    from needs import STRICT
+
+    return settings(max_examples=examples if STRICT else examples // 4, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@functools.cache
+def bad_input():
+    """What a client can put in a request, as hypothesis strategies (imported here, not by every test module)."""
+    from hypothesis import strategies as st
+
+    nasty = st.sampled_from([
+        "", " ", "\x00", "a\x00b", "\ud800", "x\udfffy", "😀", "\u202e", "\n", "\r\n", "\\", "%s", "{}", "'", '"',
+        "' OR '1'='1", "admin@gmail.com' --", "'; DROP TABLE user; --", "admin@gmail.com\x00", " admin@gmail.com",
+        "ADMIN@GMAIL.COM", "用户名", "x" * 5000, "\ufeffadmin@gmail.com", "admin@gmail.com\n",
+    ])
+    text = st.text(st.characters() | st.characters(categories=["Cs"]), max_size=60)  # lone surrogates too
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | text | nasty
+    json_values = st.recursive(
+        scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4), max_leaves=12)
+    login_objects = st.builds(lambda fields, extra: {**extra, **fields}, st.fixed_dictionaries({}, optional={
+        "username": st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | nasty | text
+        | json_values,
+        "password": st.sampled_from([ADMIN["password"], "654321"]) | nasty | text | json_values,
+    }), st.dictionaries(text, json_values, max_size=3))
+
+    def encode_json(value, ascii_only):
+        return json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+    header_text = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=80)  # what HTTP can carry
+
+    def authorization_values(tokens):
+        token = st.sampled_from(tokens) | header_text
+        return st.one_of(
+            st.builds(lambda t: f"Bearer {t}", token),
+            st.sampled_from(["Bearer", "Bearer ", "bearer", "JWT", "Basic YWRtaW46MTIzNDU2", "Token abc", "", " "]),
+            st.builds(lambda t, pre, sep: f"{pre}{sep}{t}", token,
+                      st.sampled_from(["Bearer", "bearer", "BEARER", "JWT"]), st.sampled_from([" ", "  ", "\t", ""])),
+            st.builds(lambda t: f"Bearer {t} {t}", token),
+            st.builds(lambda n: "Bearer " + "a" * n, st.integers(1000, 12000)),  # very long
+        )
+
+    return SimpleNamespace(TEXT=text, NASTY=nasty, LOGIN_OBJECTS=login_objects, encode_json=encode_json,
+                           authorization_values=authorization_values, BODIES=st.one_of(
+        st.builds(encode_json, json_values | login_objects, st.booleans()),
+        st.binary(max_size=200),  # not JSON, not even UTF-8
+        st.builds(lambda n: b"[" * n + b"]" * n, st.integers(1, 8000)),  # very deep nesting
+        st.builds(lambda n: b'{"a":' * n + b"1" + b"}" * n, st.integers(1, 3000)),
+        st.just(b'{"username": "admin@gmail.com", "password": "' + b"x" * 20000 + b'"}'),  # over the 16 KiB limit
+        st.sampled_from([b"", b"null", b"{", b'{"username": }', b"\xff\xfe{}", b'\xef\xbb\xbf{"username": "a"}']),
+    ), CONTENT_TYPES=st.sampled_from([
+        "application/json", "application/json; charset=utf-8", "application/json; charset=latin-1", "APPLICATION/JSON",
+        "application/vnd.api+json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "", None,
+    ]))

@@ -1,10 +1,7 @@
 """What a test needs beyond Python and uv: `@pytest.mark.needs("redis")` on a test, a case or a module (pytestmark).
-
-Missing on a learner's machine: the test is skipped with the reason, and the run ends with one line per missing thing
-(how many tests it held back, how to get it), counted from pytest's own skip reports, xdist's included. Under CI=true,
---require-all or TUTORIAL_REQUIRE_ALL=1 the test fails instead, naming what is missing. A fixture that needs the
-thing itself (a path, a URL) asks found("chromium"). A new need: a line in NEEDS, whose finder returns what it found
-or raises Missing.
+Missing on a learner's machine: skipped, and the run ends with one line per missing thing: how many tests it held back
+(counted from pytest's own reports, xdist's too), how to get it. Under CI=true, --require-all or TUTORIAL_REQUIRE_ALL=1:
+failed. A fixture that needs the thing itself asks found("chromium").
 """
 import importlib.util
 import os
@@ -16,78 +13,73 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STRICT_VARIABLE = "TUTORIAL_REQUIRE_ALL"
+STRICT = ""  # why a missing need fails ("--require-all", "CI=true", ...), or "": it is skipped (pytest_configure)
 
 
-class Missing(Exception):
-    """What is not there, in a few words (`TEST_REDIS_URL is not set`)."""
+class Missing(Exception):  # what is not there, in a few words (`TEST_REDIS_URL is not set`)
+    pass
 
 
-def _which(*names, variable=None):
-    """The program named by $variable, else the first of `names` on PATH."""
+def program(*names, variable=None):
+    """The program $variable names, else the first of `names` on PATH."""
     if variable and os.environ.get(variable):
-        if not (path := shutil.which(os.environ[variable])):
-            raise Missing(f"{variable}={os.environ[variable]} is not a program")
-        return path
-    if path := next(filter(None, map(shutil.which, names)), None):
-        return path
-    raise Missing(f"no {' or '.join(names)} on PATH" + (f" and {variable} is not set" if variable else ""))
+        return require(shutil.which(os.environ[variable]), f"{variable}={os.environ[variable]} is not a program")
+    return require(next(filter(None, map(shutil.which, names)), None),
+                   f"no {' or '.join(names)} on PATH" + (f" and {variable} is not set" if variable else ""))
 
 
-def _env(name):
-    if not os.environ.get(name):
-        raise Missing(f"{name} is not set")
-    return os.environ[name]
-
-
-def _node_module(path):
-    """Node.js, with this package of `npm ci` in node_modules/."""
-    node = _which("node")
-    if not (ROOT / "node_modules" / path).exists():
-        raise Missing(f"node_modules/{path} is missing")
-    return node
-
-
-def _browser():
-    return _which("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", variable="CHROMIUM")
-
-
-def _bash():
-    bash = _which("bash")
-    if os.name == "nt" and "system32" in bash.lower():  # WSL's bash.exe runs in another system, not this one
-        raise Missing("only WSL's bash.exe on PATH, not Git Bash")
-    return bash, _which("curl")
-
-
-def _module(name, why, unless=False):
-    if unless or importlib.util.find_spec(name) is None:
+def require(found, why):  # what was found, if anything: else Missing(why)
+    if not found:
         raise Missing(why)
-    return True
+    return found
 
 
-NEEDS = {  # name: (what it is, how to get it, finder)
+def setting(name):
+    return require(os.environ.get(name), f"{name} is not set")
+
+
+def node_package(path):  # Node.js, with this package of `npm ci` in node_modules/
+    require((ROOT / "node_modules" / path).exists(), f"node_modules/{path} is missing")
+    return program("node")
+
+
+def bash_and_curl():
+    bash = program("bash")
+    # WSL's bash.exe (in System32) runs in another system, not this one
+    require(os.name != "nt" or "system32" not in bash.lower(), "only WSL's bash.exe on PATH, not Git Bash")
+    return bash, program("curl")
+
+
+def chromium():
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+    return program(*names, variable="CHROMIUM")
+
+
+NEEDS = {  # name: (what it is, how to get it, finder: what it found, or raises Missing)
     "redis": ("Redis", "start Redis and set TEST_REDIS_URL=redis://127.0.0.1:6379/0 (tests use keys of their own)",
-              lambda: _env("TEST_REDIS_URL")),
+              lambda: setting("TEST_REDIS_URL")),
     "database servers": (
         "MariaDB/MySQL and PostgreSQL",
-        'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
-        lambda: _env("TEST_DATABASE_URLS")),
+        'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ '
+        'postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
+        lambda: setting("TEST_DATABASE_URLS")),
     "gunicorn": ("gunicorn", "Linux or macOS (uv sync installs it there)",
-                 lambda: _module("gunicorn", "gunicorn does not run on Windows, or is not installed", sys.platform == "win32")),
+                 lambda: require(sys.platform != "win32" and importlib.util.find_spec("gunicorn"),
+                                 "gunicorn does not run on Windows, or is not installed")),
     "newman": ("Node.js and newman", "install Node.js 18 or newer, then run `npm ci` in the repository root",
-               lambda: _node_module(".bin/newman.cmd" if os.name == "nt" else ".bin/newman")),  # npm's shim on Windows
-    "chromium": ("Chromium and chromedriver", "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER "
-                 "to the programs", lambda: (_browser(), _which("chromedriver", variable="CHROMEDRIVER"))),
+               lambda: node_package(".bin/newman.cmd" if os.name == "nt" else ".bin/newman")),  # npm's shim on Windows
+    "chromium": ("Chromium and chromedriver",
+                 "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER to the programs",
+                 lambda: (chromium(), program("chromedriver", variable="CHROMEDRIVER"))),
     "mermaid": ("Node.js, mermaid-cli and Chromium",
-                "Node.js 18 or newer and `npm ci` (mermaid-cli), and Chromium (apt-get install chromium, or set CHROMIUM)",
-                lambda: (_node_module("@mermaid-js/mermaid-cli"), _browser())),
-    "bash": ("bash and curl", "Linux or macOS; on Windows, Git Bash (its bash and curl on PATH)", _bash),
+                "Node.js 18 or newer, `npm ci` (mermaid-cli), and Chromium (apt-get install chromium, or set CHROMIUM)",
+                lambda: (node_package("@mermaid-js/mermaid-cli"), chromium())),
+    "bash": ("bash and curl", "Linux or macOS; on Windows, Git Bash (its bash and curl on PATH)", bash_and_curl),
 }
 
 
 @cache
-def _look(name):
-    """(what was found, None) or (None, why it is missing)."""
+def look(name):  # (what was found, None) or (None, why it is missing)
     try:
         return NEEDS[name][2](), None
     except Missing as missing:
@@ -95,17 +87,16 @@ def _look(name):
 
 
 def available(name):
-    return _look(name)[1] is None
+    return look(name)[1] is None
 
 
 def found(name):
     """What the need found (a URL, paths); the test is skipped, or failed in strict mode, if it is missing."""
-    value, why = _look(name)
+    value, why = look(name)
     if why:
-        what, how, _ = NEEDS[name]
-        message = f"needs {what}: {why}; {how}"  # pytest_terminal_summary finds the need by "needs {what}: "
-        if strict(_config):
-            pytest.fail(f"{message} (a missing requirement fails here: {strict(_config)})", pytrace=False)
+        message = f"needs {NEEDS[name][0]}: {why}; {NEEDS[name][1]}"  # the summary finds "needs {what}: " in reports
+        if STRICT:
+            pytest.fail(f"{message} (a missing requirement fails here: {STRICT})", pytrace=False)
         pytest.skip(message)
     return value
 
@@ -114,23 +105,20 @@ def strict(config):
     """Why a missing need fails here ("--require-all", "CI=true", ...), or "" (it is skipped)."""
     if config.getoption("require_all"):
         return "--require-all"
-    if os.environ.get(STRICT_VARIABLE):
-        return f"{STRICT_VARIABLE}=1"
+    if os.environ.get("TUTORIAL_REQUIRE_ALL"):
+        return "TUTORIAL_REQUIRE_ALL=1"
     return f"CI={os.environ['CI']}" if os.environ.get("CI", "").lower() in ("true", "1", "yes") else ""
-
-
-_config = None
 
 
 def pytest_addoption(parser):
     parser.addoption("--require-all", action="store_true", help="a test whose need (Redis, Node.js, Chromium, ...) is "
-                     f"missing fails instead of skipping (also CI=true or {STRICT_VARIABLE}=1)")
+                     "missing fails instead of skipping (also CI=true or TUTORIAL_REQUIRE_ALL=1)")
 
 
 def pytest_configure(config):
-    global _config
-    _config = config
-    config.addinivalue_line("markers", "needs(*names): what the test needs beyond Python (tests/needs.py): " + ", ".join(NEEDS))
+    global STRICT
+    STRICT = strict(config)
+    config.addinivalue_line("markers", "needs(*names): what the test needs beyond Python and uv: " + ", ".join(NEEDS))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -141,21 +129,18 @@ def pytest_runtest_setup(item):
         found(name)
 
 
-def pytest_terminal_summary(terminalreporter, config):
-    # The reports xdist's workers sent, or this process made: a skip's reason, a strict run's setup error
-    counts = {}
-    for report in terminalreporter.stats.get("skipped", []) + terminalreporter.stats.get("error", []):
-        text = str(report.longrepr)  # a skip's (path, line, reason), or the error's message
-        name = next((name for name, (what, _, _) in NEEDS.items() if f"needs {what}: " in text), None)
-        if name and report.when == "setup":
-            counts[name] = counts.get(name, 0) + 1
-    if not counts:
+def pytest_terminal_summary(terminalreporter):
+    # A skip's (path, line, reason) or a strict run's setup error, from this process or an xdist worker.
+    reports = terminalreporter.stats.get("skipped", []) + terminalreporter.stats.get("error", [])
+    counts = {name: sum(report.when == "setup" and f"needs {what}: " in str(report.longrepr) for report in reports)
+              for name, (what, _, _) in NEEDS.items()}
+    if not any(counts.values()):
         return
-    verb = "failed" if strict(config) else "skipped"
     terminalreporter.section("missing requirements", sep="-", yellow=True, bold=True)
     for name, count in counts.items():
         what, how, _ = NEEDS[name]
-        why = _look(name)[1] or "missing on a worker"
-        terminalreporter.write_line(f"{what}: {count} test{'s' if count != 1 else ''} {verb} ({why}); to run them: {how}")
-    if verb == "skipped":
-        terminalreporter.write_line(f"(under CI=true, --require-all or {STRICT_VARIABLE}=1 these fail instead)")
+        if count:
+            terminalreporter.write_line(f"{what}: {count} test{'s' * (count != 1)} {'failed' if STRICT else 'skipped'} "
+                                        f"({look(name)[1] or 'missing on a worker'}); to run them: {how}")
+    if not STRICT:
+        terminalreporter.write_line("(under CI=true, --require-all or TUTORIAL_REQUIRE_ALL=1 these fail instead)")

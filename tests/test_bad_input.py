@@ -1,12 +1,11 @@
 """Generated bad input: from step04 on, no request a client can send gets a 5xx, a traceback or SQL text.
 
 Hypothesis sends the requests through Flask's test client to the app in production mode, where an unhandled error
-would be a 500; the strategies are in tests/conftest.py (test_step06_revoke aims them at /refresh and /logout). Kept
-here is what schemathesis (tests/test_schemathesis.py) does not send, as the OpenAPI document does not describe it:
-paths and methods it does not list; bodies that are wrong at the byte level (not UTF-8, BOMs, lone surrogates, NULs,
-JSON nested thousands deep, over the size limit, odd Content-Types); tokens an attacker forges (another key, alg
-"none", HS384/HS512, claims of the wrong type, a deleted user's, a refresh token); and no traceback, SQL or driver name
-in any answer.
+would be a 500 (strategies: tests/conftest.py; a learner's run sends a quarter of CI's examples). Kept here is what
+schemathesis (tests/test_schemathesis.py) does not send, as the OpenAPI document does not describe it: paths and
+methods it does not list; bodies wrong at the byte level (not UTF-8, BOMs, lone surrogates, NULs, JSON nested thousands
+deep, over the size limit, odd Content-Types); tokens an attacker forges (another key, alg "none", HS384/HS512, claims
+of the wrong type, a deleted user's, a refresh token); and no traceback, SQL or driver name in any answer.
 """
 import urllib.parse
 
@@ -22,19 +21,16 @@ B = bad_input()  # the strategies: tests/conftest.py
 pytestmark = [pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning"),  # short keys on purpose
               pytest.mark.ends_only]  # seconds a step
 
-PRODUCTION = {"TESTING": False, "DEBUG": False}
-
 
 @pytest.fixture
 def app(make_app, models):
-    """The step in production mode, its users' passwords hashed fast, an inactive user and a doomed one."""
-    app = make_app(**PRODUCTION)
+    """The step in production mode, an inactive user and a doomed one (passwords hashed fast)."""
+    app = make_app(TESTING=False, DEBUG=False)
     with app.app_context():
-        db, User = models.db, models.User
         for name, active in (("inactive@gmail.com", False), ("ghost@gmail.com", True)):
-            db.session.execute(User.__table__.insert().values(
+            models.db.session.execute(models.User.__table__.insert().values(
                 username=name, password=generate_password_hash("123456", method=FAST_HASH), active=active))
-        db.session.commit()
+        models.db.session.commit()
     return app
 
 
@@ -60,9 +56,10 @@ def send(app):
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO"])
 # A path may not start with "//": the test client would read what follows as a host name.
 PATHS = st.sampled_from(["/hello", "/login", "/users", "/", "/nope", "/users/1", "/login/", "/login//", "/hello/",
-                        "/fresh-login", "/users/2", "/users/me/password", "/users/99999999999999999999"]) | st.builds(  # step08's
-    lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass"), safe=""), B.TEXT)
-QUERIES = st.just("") | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), B.TEXT | B.NASTY)
+                        "/fresh-login", "/users/2", "/users/me/password", "/users/99999999999999999999"]) \
+    | st.builds(lambda path: "/" + urllib.parse.quote(path.encode("utf-8", "surrogatepass"), safe=""), B.TEXT)
+QUERIES = st.just("") \
+    | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), B.TEXT | B.NASTY)
 
 
 @pytest.fixture
@@ -80,9 +77,8 @@ def test_any_request_to_any_path(send, tokens):
     @run(400)
     @given(METHODS, PATHS, QUERIES, B.BODIES, B.CONTENT_TYPES, st.none() | B.authorization_values(tokens))
     def check(method, path, query, body, content_type, authorization):
-        headers = {"Authorization": authorization} if authorization is not None else {}
-        send(method, path + query, headers=headers, data=body if method not in ("GET", "HEAD") else None,
-             content_type=content_type)
+        send(method, path + query, headers={"Authorization": authorization} if authorization is not None else {},
+             data=body if method not in ("GET", "HEAD") else None, content_type=content_type)
 
     check()
 
