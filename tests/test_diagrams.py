@@ -1,7 +1,5 @@
-"""Every Mermaid diagram in a README renders (a broken one fails here, each place named, not on the code host's page),
-and each step README has a sequence diagram of what the step adds. They are rendered by the Mermaid that mermaid-cli
-installs (package.json, `npm ci`) in one page of Debian's headless Chromium (tests/render_mermaid.mjs): skipped
-without them, failed under CI (`needs("mermaid")`)."""
+"""Every Mermaid diagram in a README renders, each broken one named here (tests/render_mermaid.mjs), and each step
+README has a sequence diagram of what the step adds."""
 import json
 import os
 import re
