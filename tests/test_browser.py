@@ -29,8 +29,7 @@ FINISHED = "step06_revoke"  # the last step whose login answers the token (heade
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
 KEY = secrets.token_hex(32)  # the API signs with it (step09 on: the KEYS_DIR): a test can make an expired token
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
-# One browser for the module: under pytest-xdist the group's tests go to one worker (--dist loadgroup); carried forward,
-# on step 07 and the finished step only (tests/conftest.py).
+# One Chromium for the module, so one xdist worker (--dist loadgroup); carried forward to the finished step only.
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser"), pytest.mark.ends_only]
 
 
@@ -295,8 +294,7 @@ def test_a_cookie_session_from_login_to_logout(browser, site):
 
 # The attack -------------------------------------------------------------------------------------------
 
-# Another site with CSRF protection on is not a case of its own: SameSite stops it with the protection off (below),
-# before any CSRF check.
+# Another site with CSRF protection on is no case of its own: SameSite stops it before any CSRF check (the last case).
 ATTACKS = {  # id: (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
     "same-site-CSRF-check-stops-it": ("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}),
     "same-site-csrf-off-THE-WRONG-WAY-succeeds": ("127.0.0.1", "off", {"code": 200, "message": "logged out"}),
