@@ -94,8 +94,7 @@ def test_the_app_serves_its_document(client, document):
 
 @pytest.fixture
 def apps(make_app, models, closed_port, tmp_path):
-    """The step in production mode on a seeded database; the same with the database, the blocklist (and, step09 on,
-    the signing keys) down."""
+    """The step in production mode on a seeded database; the same with the database, blocklist or signing keys down."""
     app = make_app(**PRODUCTION)
     with app.app_context():
         for name, active in ((INACTIVE, False), (GHOST, True)) + (((PLAIN, True),) if hasattr(models.User, "role") else ()):

@@ -66,9 +66,8 @@ def out_of_step(english, root=ROOT):
             diff = list(difflib.unified_diff(a[1].splitlines(True), b[1].splitlines(True), e, c, n=1))[:40]
             return (f"{c} is out of step with {e}: code block {index + 1} differs ({e} line {a[0]}, {c} line {b[0]}; "
                     f"{len(en)} and {len(zh)} blocks):\n{''.join(diff)}To fix: copy the block from {e} into {c} byte for "
-                    f"byte (code, commands, JSON and outputs are the same in both languages; only the prose around them "
-                    f"is translated), and translate any new or changed prose around it; if the Chinese file had it "
-                    f"right, change {e} the same way." + (f" `{SYNC}` copies every block." if len(en) == len(zh) else "")
+                    f"byte (only the prose around code is translated) and translate the prose around it; if {c} had "
+                    f"it right, change {e} the same way." + (f" `{SYNC}` copies every block." if len(en) == len(zh) else "")
                     + (f" `{diffs.COMMAND}` writes the generated diff." if diffs.START in a[1] + b[1] else ""))
     return None
 
