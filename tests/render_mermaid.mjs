@@ -1,6 +1,5 @@
-// node tests/render_mermaid.mjs CHROMIUM < ["diagram text", ...] (JSON) prints [error or null, ...]: each diagram
-// rendered to SVG by mermaid.render, as mermaid-cli renders it, with the Mermaid mermaid-cli installs (package.json),
-// loaded once into ONE page (mermaid-cli loads it once a diagram). Used by tests/test_diagrams.py.
+// node tests/render_mermaid.mjs CHROMIUM < ["diagram text", ...] (JSON) prints [error or null, ...]: mermaid.render, as
+// mermaid-cli renders, with its Mermaid loaded once into ONE page (mermaid-cli loads it once a diagram).
 import { createRequire } from "node:module";
 import { text } from "node:stream/consumers";
 import puppeteer from "puppeteer";

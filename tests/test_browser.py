@@ -1,9 +1,6 @@
-"""The front end (frontend/) in headless Chromium (the system's chromium and chromedriver, driven by Selenium:
-tests/needs.py), served from another origin than the API: CORS for real. The API (the step as `flask run` builds it),
-the front end and a hostile page are served from threads of this process; one Chromium, and one API per step and
-settings, for the module. The hostile page (frontend/hostile.html) tries POST /logout with the visitor's cookies, from
-127.0.0.1:<c> (the front end's site: SameSite does not stop it, the CSRF check must) or from localhost:<c> (another
-site: the Lax cookies are not sent). To replace frontend/screenshot.png (ports 5000 and 8000 must be free):
+"""The front end (frontend/) in headless Chromium driven by Selenium, served from another origin than the API: CORS for
+real. The API, the front end and a hostile page (frontend/hostile.html, posting to /logout from the front end's site or
+from another) are served from threads of this process. To replace frontend/screenshot.png (ports 5000, 8000 free):
 
     UPDATE_SCREENSHOT=1 uv run pytest tests/test_browser.py -k log_in
 """
@@ -32,8 +29,7 @@ FINISHED = "step06_revoke"  # the last step whose login answers the token (heade
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
 KEY = secrets.token_hex(32)  # the API signs with it (step09 on: the KEYS_DIR): a test can make an expired token
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
-# One browser for the module: under pytest-xdist the group's tests go to one worker (--dist loadgroup); carried forward,
-# on step 07 and the finished step only (tests/conftest.py).
+# One Chromium for the module, so one xdist worker (--dist loadgroup); carried forward to the finished step only.
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser"), pytest.mark.ends_only]
 
 
@@ -254,8 +250,7 @@ def swap_access_cookie(driver, s, exp):
 
 @pytest.mark.since("step07_cookies")
 def test_a_cookie_session_from_login_to_logout(browser, site):
-    """No script sees the JWT; the access cookie is renewed by implicit refresh and, expired, through /refresh;
-    logout clears every cookie. One login for the whole session: each page load costs."""
+    # No script sees the JWT; the access cookie is renewed implicitly and, expired, through /refresh; one login (costly)
     s = site()
     log_in_with_cookies(browser, s)
     assert text(browser, "identity") == "admin@gmail.com"
@@ -299,8 +294,7 @@ def test_a_cookie_session_from_login_to_logout(browser, site):
 
 # The attack -------------------------------------------------------------------------------------------
 
-# Another site with CSRF protection on is not a case of its own: SameSite stops it with the protection off (below),
-# before any CSRF check.
+# Another site with CSRF protection on is no case of its own: SameSite stops it before any CSRF check (the last case).
 ATTACKS = {  # id: (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
     "same-site-CSRF-check-stops-it": ("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}),
     "same-site-csrf-off-THE-WRONG-WAY-succeeds": ("127.0.0.1", "off", {"code": 200, "message": "logged out"}),

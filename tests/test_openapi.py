@@ -1,9 +1,6 @@
-"""Each step's OpenAPI document (stepNN_name/openapi.json, from step 02 on) and its app agree, both ways: the document
-is valid OpenAPI 3.1 written as json.dumps(indent=2, ensure_ascii=False) (`diff stepA stepB` reads line by line) and
-lists exactly the app's operations; the probes (each request example, bad bodies, every good and bad token, database
-and blocklist down, an unlisted method or path), sent through Flask's test client to the app in production mode, get
-only documented answers (status, media type, required headers, body against its schema), and every documented answer
-and oneOf branch. A documented answer that no probe brings about: add a probe below."""
+"""Each step's OpenAPI document (stepNN_name/openapi.json, step 02 on) and its app agree, both ways: a valid, readably
+written OpenAPI 3.1 document lists exactly the app's operations; every probe below gets only documented answers
+(status, media type, headers, body), and every documented answer and oneOf branch is got by some probe."""
 import functools
 import json
 import re
@@ -24,8 +21,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthW
 PRODUCTION = {"TESTING": False, "DEBUG": False}
 INACTIVE, GHOST, PLAIN = "inactive@gmail.com", "ghost@gmail.com", "user@gmail.com"  # the last: step08's non-admin
 METHODS = ("get", "post", "put", "patch", "delete")
-GOOD = {"accessToken": "access", "refreshToken": "refresh", "freshAccessToken": "fresh access",  # security scheme: token
-        "accessCookie": "access cookie", "refreshCookie": "refresh cookie", "freshAccessCookie": "fresh access cookie"}
 BAD_BODIES = {
     "not a JSON object": {"json": []},
     "JSON false": {"json": False},  # reqparse (steps 02-03) cannot read it: a 500
@@ -63,8 +58,7 @@ def escape(key):
 
 
 def validators(document):
-    """pointer -> the schema there, its $refs resolved in the whole document (whose other keys are unknown keywords);
-    each made once (each costs ~1 ms)."""
+    """pointer -> the schema there, $refs resolved in the whole document; each made once (~1 ms each)."""
     return functools.cache(lambda pointer: jsonschema_rs.Draft202012Validator(
         {**document, "$ref": "#" + quote(pointer, safe="/~")}))
 
@@ -100,8 +94,7 @@ def test_the_app_serves_its_document(client, document):
 
 @pytest.fixture
 def apps(make_app, models, closed_port, tmp_path):
-    """The step in production mode on a seeded database; the same with the database, the blocklist (and, step09 on,
-    the signing keys) down."""
+    """The step in production mode on a seeded database; the same with the database, blocklist or signing keys down."""
     app = make_app(**PRODUCTION)
     with app.app_context():
         for name, active in ((INACTIVE, False), (GHOST, True)) + (((PLAIN, True),) if hasattr(models.User, "role") else ()):
@@ -184,7 +177,9 @@ def probes(document, headers):
         content = resolve(document, op.get("requestBody", {}))[0].get("content", {})
         examples = [example["value"] for example in content.get("application/json", {}).get("examples", {}).values()]
         first = {"json": examples[0]} if examples else {}
-        good = [headers[GOOD[name]] for requirement in op.get("security", []) for name in requirement]
+        # security scheme -> token: freshAccessToken -> "fresh access", accessCookie -> "access cookie"
+        good = [headers[re.sub("(?=[A-Z])", " ", name).lower().removesuffix(" token")]
+                for requirement in op.get("security", []) for name in requirement]
         sent = {"headers": good[0] if good else {}}
         for why, auth in [("good token", h) for h in good] + list(headers.items()) if good else [("no token needed", {})]:
             yield "up", method, path, url, {"headers": auth, **first}, why
@@ -224,9 +219,9 @@ def check_answer(document, validator, response, where, pointer):
     return body
 
 
-def send_probes(step, apps, models, document):
-    """Every probe sent, every answer checked against the document: {response object pointer: [bodies]}."""
-    seen, validator = {}, validators(document)
+@pytest.mark.since("step02_db")
+def test_every_answer_is_documented_and_every_documented_answer_happens(step, apps, models, document):
+    answers, validator = {}, validators(document)
     headers, rows = tokens(apps["up"], models), hasattr(models.User, "token_version") and accounts(apps["up"], models)
     for app_name, method, path, url, kwargs, why in probes(document, headers):
         if app_name not in apps:  # keys down before step09
@@ -248,14 +243,7 @@ def send_probes(step, apps, models, document):
             assert str(status) in operations(document)[path, method]["responses"], f"{where}: undocumented status " \
                 f"{response.get_data(as_text=True)[:200]}"
             pointer = f"/paths/{escape(path)}/{method.lower()}/responses/{status}"
-        seen.setdefault(pointer, []).append(check_answer(document, validator, response, where, pointer))
-    return seen
-
-
-@pytest.mark.since("step02_db")
-def test_every_answer_is_documented_and_every_documented_answer_happens(step, apps, models, document):
-    answers = send_probes(step, apps, models, document)  # each answer checked as it came (check_answer)
-    validator = validators(document)
+        answers.setdefault(pointer, []).append(check_answer(document, validator, response, where, pointer))
     expected = {"/components/responses/NotFound", "/components/responses/MethodNotAllowed"} | {
         f"/paths/{escape(path)}/{method.lower()}/responses/{status}"
         for (path, method), op in operations(document).items() for status in op["responses"]}

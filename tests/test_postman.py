@@ -1,30 +1,18 @@
-"""The article's Postman walk-through (postman/), run by newman (pinned in package.json; `npm ci`) against the steps
-(RUNS). Each app is built as `flask run` builds it, on a copy of the step's seeded database, served from the test
-process (tests/conftest.py `serve`); one node process runs every collection run (tests/run_newman.mjs). Without
-Node.js and newman: skipped, failed under CI=true (tests/needs.py).
-"""
+"""The article's Postman walk-through (postman/), run by newman (package.json) against the steps of RUNS, each served
+from the test process (tests/conftest.py `serve`)."""
 import json
-import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-import needs
-from tutorial.steps import reference_steps
+from tutorial.steps import ROOT, reference_steps
 
-# Every run on one worker, whose one node process runs them all (tests/run_newman.mjs).
-pytestmark = pytest.mark.xdist_group("postman")
-
-ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = ROOT / "postman" / "flask-jwt.postman_collection.json"
 ENVIRONMENT = ROOT / "postman" / "local.postman_environment.json"
 
-# id: (step, settings, environment, errorStyle, the requests whose assertions fail). Step 03 passes only in debug mode
-# (`flask run --debug`): without, it answers every token problem with a 500 (fixed in step 04), and newman says so
-# (request 7 sends no token either: step 03 sets no cookie). The envelope from step 04 on, checked on the first step
-# that has it and on the finished one (step07 on: the token from the cookie jar); step05 as the README starts it, with
+# id: (step, settings, environment, errorStyle, the requests whose assertions fail). Without --debug, step 03 answers
+# every token problem with a 500 (fixed in step 04), which newman reports; step 05 runs as its README starts it, with
 # 2-second tokens: request 6 gets the article's "token expired".
 FAILING_ON_STEP03 = {"2. Users without a token", "5. Users with a malformed token",
                      "7. Users with the cookie only (step 07 on)"}
@@ -34,44 +22,25 @@ RUNS = {"step03_jwt-debug": ("step03_jwt", {"DEBUG": True}, {}, "library", set()
         "step05_config-2-second-tokens": ("step05_config", {}, {"JWT_ACCESS_TOKEN_EXPIRES": "2"}, "envelope", set()),
         "step06_revoke": ("step06_revoke", {}, {}, "envelope", set()),
         "finished": (reference_steps()[-1], {}, {}, "envelope", set())}
-RUN_DONE = re.compile(r"newman run done: (\d+)$")
 
 
 def load(path):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def newman():
-    """run(server, error_style, report) -> (exit status, CLI output, the run's JSON report): newman's Node API in one
-    node process for the module (tests/run_newman.mjs), not one per run that loads newman again (~0.5 s of CPU)."""
-    needs.found("newman")  # node and node_modules/newman, or skipped (failed under CI)
-    command = [shutil.which("node"), str(ROOT / "tests" / "run_newman.mjs"), str(COLLECTION), str(ENVIRONMENT)]
-    node = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, encoding="utf-8", errors="replace")
-
-    def run(server, error_style, report):
-        node.stdin.write(json.dumps({"baseUrl": server.url, "errorStyle": error_style, "report": str(report)}) + "\n")
-        node.stdin.flush()
-        output = []
-        for line in iter(node.stdout.readline, ""):  # "": node ended
-            if done := RUN_DONE.match(line):
-                return int(done[1]), "".join(output), load(report)["run"]
-            output.append(line)
-        pytest.fail("node ended before the run did:\n" + "".join(output))
-
-    yield run
-    node.stdin.close()
-    node.wait(timeout=30)
-
-
 @pytest.mark.needs("newman")
 @pytest.mark.parametrize("step, config, env, error_style, failing", RUNS.values(), ids=RUNS)
-def test_the_postman_collection(step, config, env, error_style, failing, newman, serve, tmp_path):
-    status, output, run = newman(serve(config=config, env=env), error_style, tmp_path / "newman.json")
+def test_the_postman_collection(step, config, env, error_style, failing, serve, tmp_path):
+    server, report = serve(config=config, env=env), tmp_path / "newman.json"
+    done = subprocess.run(
+        [shutil.which("node"), ROOT / "node_modules" / "newman" / "bin" / "newman.js", "run", COLLECTION,
+         "-e", ENVIRONMENT, "--env-var", f"baseUrl={server.url}", "--env-var", f"errorStyle={error_style}",
+         "--reporters", "cli,json", "--reporter-json-export", report, "--color", "off", "--disable-unicode"],
+        capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300, cwd=ROOT)
+    output, run = done.stdout + done.stderr, load(report)["run"]
     failures = [f"{f['source']['name']}: {f['error']['test']}: {f['error']['message']}" for f in run["failures"]]
     assert {f["source"]["name"] for f in run["failures"]} == failing, "\n".join(failures) + "\n" + output[-3000:]
-    assert status == (1 if failing else 0), output[-3000:]
+    assert done.returncode == (1 if failing else 0), output[-3000:]
     requests, assertions = run["stats"]["requests"], run["stats"]["assertions"]
     assert requests["total"] == len(load(COLLECTION)["item"]) and requests["failed"] == 0
     assert all(execution.get("assertions") for execution in run["executions"])  # every request tested something

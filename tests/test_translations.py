@@ -1,7 +1,5 @@
-"""Every learner-facing README.md (the root's, each step's, any other but those of tooling and caches) has a Chinese
-twin, README.zh-CN.md, kept in step: the same fenced code blocks, byte for byte, in the same order (an HTML comment
-directly before a block belongs to it; the generated what-changed section is one block); each links to the other at
-the top; a Chinese README's links lead to Chinese twins where they exist, and to headings that exist.
+"""Every learner-facing README.md has a Chinese twin, README.zh-CN.md, with the same code blocks in the same order
+(CONTRIBUTING.md), a link to the other at the top, and links that lead to Chinese twins and to existing headings.
 `uv run python tests/test_translations.py --sync` copies the English blocks into the twins."""
 import difflib
 import itertools
@@ -68,9 +66,8 @@ def out_of_step(english, root=ROOT):
             diff = list(difflib.unified_diff(a[1].splitlines(True), b[1].splitlines(True), e, c, n=1))[:40]
             return (f"{c} is out of step with {e}: code block {index + 1} differs ({e} line {a[0]}, {c} line {b[0]}; "
                     f"{len(en)} and {len(zh)} blocks):\n{''.join(diff)}To fix: copy the block from {e} into {c} byte for "
-                    f"byte (code, commands, JSON and outputs are the same in both languages; only the prose around them "
-                    f"is translated), and translate any new or changed prose around it; if the Chinese file had it "
-                    f"right, change {e} the same way." + (f" `{SYNC}` copies every block." if len(en) == len(zh) else "")
+                    f"byte (only the prose around code is translated) and translate the prose around it; if {c} had "
+                    f"it right, change {e} the same way." + (f" `{SYNC}` copies every block." if len(en) == len(zh) else "")
                     + (f" `{diffs.COMMAND}` writes the generated diff." if diffs.START in a[1] + b[1] else ""))
     return None
 
@@ -150,30 +147,19 @@ def test_chinese_anchors_are_made_the_way_github_makes_them():
     assert set(anchors("# a\n## 测试\n```\n## not a heading\n```\n## 测试\n")) == {"a", "测试", "测试-1"}
 
 
-def test_a_changed_command_in_one_language_is_named_with_its_file_and_block(tmp_path):
-    english = "# T\n\n## Run\n\n```bash\nuv run flask run\n```\n\n```bash\nuv run pytest\n```\n"
+def test_a_changed_block_is_named_and_sync_copies_it_with_its_annotation(tmp_path):
+    english = "# T\n\nText.\n\n<!-- transcript: run -->\n```console\n$ curl a\nnew\n```\n\n```bash\nls\n```\n"
+    chinese = "# T\n\n文字。\n\n```console\n$ curl a\nold\n```\n\n```bash\nls\n```\n"
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / EN).write_text(english, encoding="utf-8")
-    (tmp_path / "demo" / ZH).write_text(english.replace("pytest", "pytest -q").replace("Run", "运行"), encoding="utf-8")
-    problem = out_of_step(Path("demo", EN), root=tmp_path)
-    assert problem.startswith("demo/README.zh-CN.md is out of step with demo/README.md: code block 2 differs")
-    assert "\n-uv run pytest\n+uv run pytest -q\n" in problem and "To fix: copy the block from demo/README.md" in problem
-
-
-def test_an_annotation_before_a_code_block_belongs_to_the_block():
-    text = "Intro\n\n<!-- transcript: login -->\n```console\n$ curl x\n```\n\n```bash\nls\n```\n"
-    assert parse(text)[0] == [[3, "<!-- transcript: login -->\n```console\n$ curl x\n```\n"], [8, "```bash\nls\n```\n"]]
-    assert parse(text.replace("<!-- transcript: login -->\n", ""))[0][0] == [3, "```console\n$ curl x\n```\n"]
-
-
-def test_sync_copies_changed_blocks_and_leaves_the_prose(tmp_path):
-    english = "# T\n\nText.\n\n<!-- transcript: run -->\n```console\n$ curl a\nnew output\n```\n\n```bash\nls\n```\n"
-    chinese = "# T\n\n文字。\n\n```console\n$ curl a\nold\n```\n\n```bash\nls\n```\n"
-    (tmp_path / EN).write_text(english, encoding="utf-8")
-    (tmp_path / ZH).write_text(chinese, encoding="utf-8")
-    assert synced(Path(EN), root=tmp_path) == english.replace("Text.", "文字。")
-    (tmp_path / ZH).write_text(chinese.replace("```bash\nls\n```\n", ""), encoding="utf-8")
-    assert synced(Path(EN), root=tmp_path) is None
+    (tmp_path / "demo" / ZH).write_text(chinese, encoding="utf-8")
+    problem = out_of_step(Path("demo", EN), root=tmp_path)  # the annotation (line 5) starts the English block
+    assert problem.startswith("demo/README.zh-CN.md is out of step with demo/README.md: code block 1 differs "
+                              "(demo/README.md line 5, demo/README.zh-CN.md line 5; 2 and 2 blocks)")
+    assert "\n-new\n+old\n" in problem and "To fix: copy the block from demo/README.md" in problem
+    assert synced(Path("demo", EN), root=tmp_path) == english.replace("Text.", "文字。")
+    (tmp_path / "demo" / ZH).write_text(chinese.replace("```bash\nls\n```\n", ""), encoding="utf-8")
+    assert synced(Path("demo", EN), root=tmp_path) is None
 
 
 if __name__ == "__main__":
