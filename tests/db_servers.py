@@ -1,7 +1,5 @@
-"""Throwaway databases on the real servers TEST_DATABASE_URLS lists, separated by spaces (MariaDB/MySQL, PostgreSQL):
-one per session and server, dropped at the end, so that two runs never see each other's rows. A listed server that
-cannot be reached fails the tests that need it: it is never skipped.
-"""
+"""Throwaway databases on the servers TEST_DATABASE_URLS lists, one per session and server, dropped at the end, so
+that two runs never see each other's rows."""
 import os
 import uuid
 
@@ -56,9 +54,7 @@ def drop_database(server_url, database_url):
     engine.dispose()
 
 
-# One engine per target database, kept for the session: most of a copy's cost was a new connection's handshake
-# and the dialect's first queries, each time (drop_database disposes it).
-_TARGETS = {}
+_TARGETS = {}  # an engine per target database, for the session: a new one's handshake was most of a copy's cost
 
 
 def copy_database(source_url, target_url, metadata):
