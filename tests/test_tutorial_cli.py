@@ -209,9 +209,7 @@ def test_every_step_readme_shows_the_current_diff_from_the_previous_step():
         section = cli.readme_section((ROOT / step / "README.md").read_text(encoding="utf-8"), "What changed from step")
         assert section.index(diffs.START) > 0 and section.endswith(diffs.END), step
     assert "<details><summary>The full diff</summary>" in section and "```diff\n--- step08_accounts/" in section
-
-
-def test_what_changed_shows_the_operations_openapi_json_adds_not_its_json():
+    # the operations openapi.json adds, not its JSON
     block, added = diffs.readme_block("step06_revoke"), diffs.operations("step06_revoke").keys() - diffs.operations("step05_config").keys()
     assert added and all(f"\n+ {operation} → " in block for operation in added)
     assert "openapi.json\n" not in block and "openapi.json" in diffs.step_diff("step05_config", "step06_revoke")

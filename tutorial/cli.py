@@ -99,10 +99,8 @@ def start(args):
     out = [paint(readme.splitlines()[0].lstrip("# ").strip(), BOLD, colour), ""]
     out += [f"Article section: {' '.join(article[1].split())}", ""] if article else []
     out += [f"Your copy: {shown(target)}/ — {origin}.", ""]
-    sections = {"The concept": "The concept", "What changed from step":
-                f"What to change (the README's 'What changed from step {previous[4:6]}')" if previous else None}
-    for section, heading in sections.items():
-        text = heading and without_code(readme_section(readme, section))
+    for section, heading in [("The concept", "The concept"), ("What changed", "What to change (the README's 'What changed')")]:
+        text = without_code(readme_section(readme, section))
         out += [paint(heading, BOLD, colour), "", text, ""] if text else []
     flask = "uv run flask" if name.startswith("uv ") else "flask"
     out += [
