@@ -1,4 +1,4 @@
-"""`tutorial start|check|diff|readme-diffs`: workshop mode (docs/workshop.md). A learner's mistake is one line, exit 2."""
+"""`tutorial start|check|diff|readme-diffs`: workshop mode (docs/workshop.md). A learner's mistake: a line, exit 2."""
 import argparse
 import os
 import re
@@ -33,7 +33,7 @@ def create_app(test_config=None):
 
 
 def use_colour(stream):
-    """On a terminal unless NO_COLOR is set; Windows' console (conhost) once asked to (ENABLE_VIRTUAL_TERMINAL_PROCESSING)."""
+    """On a terminal, unless NO_COLOR is set; Windows' console (conhost) once asked to (VIRTUAL_TERMINAL_PROCESSING)."""
     if not stream.isatty() or os.environ.get("NO_COLOR"):
         return False
     if os.name != "nt":
@@ -99,7 +99,8 @@ def start(args):
     out = [paint(readme.splitlines()[0].lstrip("# ").strip(), BOLD, colour), ""]
     out += [f"Article section: {' '.join(article[1].split())}", ""] if article else []
     out += [f"Your copy: {shown(target)}/ — {origin}.", ""]
-    for section, heading in [("The concept", "The concept"), ("What changed", "What to change (the README's 'What changed')")]:
+    to_change = "What to change (the README's 'What changed')"
+    for section, heading in [("The concept", "The concept"), ("What changed", to_change)]:
         text = without_code(readme_section(readme, section))
         out += [paint(heading, BOLD, colour), "", text, ""] if text else []
     flask = "uv run flask" if name.startswith("uv ") else "flask"
