@@ -1,10 +1,5 @@
-"""A TCP forwarder on 127.0.0.1 whose connections a test can really cut, then let through again.
-
-The app reaches its database (or Redis) through it. cut() closes every open connection and stops listening, so new
-ones are refused, as when the server goes away; restore() listens again on the same port, as a restarted server would;
-hang() is a server that stops answering: open connections dropped (or kept, silent), new ones accepted and never
-answered.
-"""
+"""A TCP forwarder on 127.0.0.1 between the app and its database (or Redis): cut() is the server gone (connections
+closed, new ones refused), restore() it back on the same port, hang() a server that accepts and never answers."""
 import contextlib
 import socket
 import threading

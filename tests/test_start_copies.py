@@ -1,15 +1,6 @@
-"""Workshop verdicts cannot pass by mistake: on a step's untouched start copy — what `tutorial start NN` makes,
-the previous step copied under the new name (a skeleton for step 01) — every test the step introduces fails.
-
-"Introduced" means: the tests that check the step and are not inherited from an earlier one through
-`@pytest.mark.since` (tutorial/check_plugin.py). A test for a behaviour the previous step already has is
-marked `@pytest.mark.already_holds`: it is left out of the first rule and must pass on the start copy
-instead. Parametrized over the reference steps, so that a new step is covered as soon as it exists.
-
-The start copies a run checks share one workspace (each under its own step's name). Each half of the steps is
-checked in one pytest session of a checking process (checking.run_checks): one pytest start-up and collection per
-half, not one per step, and on two xdist workers the halves run at once.
-"""
+"""Workshop verdicts cannot pass by mistake: every test a step introduces fails on its untouched start copy
+(`tutorial start NN`), but those marked already_holds, which pass there (CONTRIBUTING.md). Each half of the steps
+is checked in one pytest session (one start-up, not one per step); on two xdist workers the halves run at once."""
 import contextlib
 import io
 

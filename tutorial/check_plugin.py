@@ -1,7 +1,5 @@
-"""The checking process of `tutorial check` (tutorial/checking.py), and its pytest plugin: it keeps the tests whose
-`step` fixture (tests/conftest.py) names a --tutorial-step, and reports for each what a learner can read: its name and
-docstring and, for a failure, the test's line that failed, what was found instead, and the learner's line that raised.
-"""
+"""The checking process of `tutorial check` (tutorial/checking.py), and its pytest plugin: the tests of each
+--tutorial-step, and for a failure what a learner can read, never a traceback."""
 import importlib
 import json
 import os

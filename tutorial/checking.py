@@ -1,10 +1,5 @@
-"""`tutorial check`: run the reference tests of a step against a folder of step packages.
-
-The tests run in a process of their own (tutorial/check_plugin.py), with the folder first on the import path and in
-TUTORIAL_STEPS_DIR (tutorial/steps.py): the reference package of the same name cannot be imported instead. Each checked
-step is imported first: one that does not import is one line naming the file and line, and none of its tests runs.
-One process checks several folders (run_checks), one pytest session after another: its start-up serves them all.
-"""
+"""`tutorial check`: the reference tests of a step, run on a folder of step packages in a process of its own
+(tutorial/check_plugin.py), so that the reference package of the same name is never imported instead."""
 import json
 import os
 import re
@@ -51,17 +46,14 @@ class CheckResult:
 
 
 def test_files_for(step):
-    """The test modules that can hold a test of `step`: those of this step and the earlier ones, and a later one only
-    if it names this step or an earlier one (step04's tests of the article's step03 code, say). Fewer modules to
-    collect keep `tutorial check` quick; the plugin still picks the tests themselves."""
+    """The test modules that can hold a test of `step` (a later one only if it names an earlier step): quicker."""
     return [path.relative_to(ROOT).as_posix() for path in sorted((ROOT / "tests").glob("test_step[0-9][0-9]_*.py"))
             if path.stem.removeprefix("test_") <= step
             or any(s <= step for s in re.findall(r"[\"'](step\d\d_\w+)[\"']", path.read_text(encoding="utf-8")))]
 
 
 def run_checks(checks):
-    """Run several Checks in one process, one pytest session each: for each, {step: CheckResult}, or the StepError that
-    says why its tests did not run (a step that does not import, no test selected)."""
+    """Several Checks in one process (one start-up), a pytest session each: {step: CheckResult} or a StepError each."""
     with tempfile.TemporaryDirectory(prefix="tutorial-check-") as tmp:
         sessions = []
         for n, check in enumerate(checks):
@@ -87,7 +79,6 @@ def run_checks(checks):
 
 
 def results(check, report, tail):
-    """One Check's {step: CheckResult}, from the report of its session, or a StepError."""
     if report and "problem" in report:
         problem = report["problem"]
         line = f", line {problem['line']}" if problem["line"] else ""
@@ -102,9 +93,8 @@ def results(check, report, tail):
 
 @dataclass
 class Hint:
-    """A mistake learners make typing the article's code on today's libraries: how it shows up in a failure, the fix
-    in one line and the README section that explains it. A pattern names what the app did (its answer, before " != ",
-    or its exception), never the test's expected value. The first match wins; tests/test_tutorial_cli.py makes each."""
+    """A learner's mistake: its fix and README section. A pattern names what the app did (its answer before " != ",
+    or its exception), never the test's expected value. The first match wins."""
     fix: str
     link: str  # README.md#anchor, relative to the repository root
     found: str = ""  # a regular expression searched in what the failure found
@@ -143,7 +133,6 @@ HINTS = [
 
 
 def hint_for(found, function):
-    """'likely fix' text with its README link for a failure, or None."""
     for hint in HINTS:
         if re.search(hint.found, found) and re.search(hint.test, function):
             return f"{hint.fix} (see {hint.link})"

@@ -1,7 +1,4 @@
-"""`tutorial start|check|diff|readme-diffs`: workshop mode (docs/workshop.md), as `uv run tutorial ...` or `python -m
-tutorial ...`. A learner types each step in a workspace, and checks it with the reference tests. Problems the learner
-can fix are one line on stderr, with exit status 2.
-"""
+"""`tutorial start|check|diff|readme-diffs`: workshop mode (docs/workshop.md). A learner's mistake: a line, exit 2."""
 import argparse
 import os
 import re
@@ -14,7 +11,9 @@ from tutorial import checking, diffs
 from tutorial.checking import shown
 from tutorial.steps import ROOT, StepError, find_step, previous_step
 
-GREEN, RED, YELLOW, DIM, BOLD, RESET = "\033[32m", "\033[31m", "\033[33m", "\033[2m", "\033[1m", "\033[0m"
+GREEN, RED, YELLOW, CYAN = "\033[32m", "\033[31m", "\033[33m", "\033[36m"
+DIM, BOLD, RESET = "\033[2m", "\033[1m", "\033[0m"
+DIFF_COLOURS = {"+++ ": BOLD, "--- ": BOLD, "+": GREEN, "-": RED, "@": CYAN}  # file names, added, removed, hunks
 LABELS = {"failed": ("FAILED ", RED), "skipped": ("skipped", YELLOW), "passed": ("passed ", GREEN)}
 
 STEP01_SKELETON = {
@@ -34,8 +33,7 @@ def create_app(test_config=None):
 
 
 def use_colour(stream):
-    """Colour on a terminal unless NO_COLOR is set (https://no-color.org). Windows 10's console (conhost: cmd,
-    PowerShell) shows colour once asked to (ENABLE_VIRTUAL_TERMINAL_PROCESSING); an older one refuses."""
+    """On a terminal, unless NO_COLOR is set; Windows' console (conhost) once asked to (VIRTUAL_TERMINAL_PROCESSING)."""
     if not stream.isatty() or os.environ.get("NO_COLOR"):
         return False
     if os.name != "nt":
@@ -57,7 +55,7 @@ def paint(text, colour, on):
 
 
 def command_name():
-    """How the learner ran this command, so that the hints can be pasted: uv run / python -m / plain."""
+    """As the learner ran this command, so that the hints can be pasted."""
     if Path(sys.argv[0]).name == "__main__.py":
         return "python -m tutorial"
     return "uv run tutorial" if os.environ.get("UV") else "tutorial"
@@ -70,8 +68,7 @@ def readme_section(text, title):
 
 
 def without_code(text):
-    """A section for a terminal: without its fenced code blocks (and a heading that only introduces one, as "In a
-    picture" does a diagram), without the generated diff block, and with links within the page as plain text."""
+    """A section for a terminal: no fenced blocks (nor a heading that only introduces one), no diff, no #links."""
     text = re.sub(rf"{re.escape(diffs.START)}.*?{re.escape(diffs.END)}", "", text, flags=re.DOTALL)
     text = re.sub(r"^(?:#+ .*\n\s*)?(`{3,}|~{3,}).*?^\1\s*$", "", text, flags=re.MULTILINE | re.DOTALL)
     text = re.sub(r"\[([^\]]+)\]\(#[^)]*\)", r"\1", text)
@@ -102,10 +99,9 @@ def start(args):
     out = [paint(readme.splitlines()[0].lstrip("# ").strip(), BOLD, colour), ""]
     out += [f"Article section: {' '.join(article[1].split())}", ""] if article else []
     out += [f"Your copy: {shown(target)}/ — {origin}.", ""]
-    sections = {"The concept": "The concept", "What changed from step":
-                f"What to change (the README's 'What changed from step {previous[4:6]}')" if previous else None}
-    for section, heading in sections.items():
-        text = heading and without_code(readme_section(readme, section))
+    to_change = "What to change (the README's 'What changed')"
+    for section, heading in [("The concept", "The concept"), ("What changed", to_change)]:
+        text = without_code(readme_section(readme, section))
         out += [paint(heading, BOLD, colour), "", text, ""] if text else []
     flask = "uv run flask" if name.startswith("uv ") else "flask"
     out += [
@@ -191,12 +187,10 @@ def check(args):
 
 
 def diff(args):
-    new = find_step(args.new or args.old)
-    old = find_step(args.old) if args.new else previous_step(new)
-    if old is None:
-        raise StepError(f"{new} is the first step: there is nothing to compare it with")
-    text = diffs.step_diff(old, new)
-    sys.stdout.write(diffs.colour_diff(text) if use_colour(sys.stdout) else text)
+    colour = use_colour(sys.stdout)
+    for line in diffs.step_diff(find_step(args.old), find_step(args.new)).splitlines():
+        kind = line[:4] if line.startswith(("+++ ", "--- ")) else line[:1]
+        print(paint(line, DIFF_COLOURS[kind], colour) if kind in DIFF_COLOURS else line)
     return 0
 
 
@@ -221,9 +215,9 @@ def parser():
     p.add_argument("--reference", action="store_true", help="check the reference step instead of your copy")
     p.add_argument("-k", metavar="EXPRESSION", help="only the tests whose names match (pytest's -k)")
 
-    p = commands.add_parser("diff", help="the reference change between two steps (diff 03 = diff 02 03)")
-    p.add_argument("old", help="the earlier step, or the only step")
-    p.add_argument("new", nargs="?", help="the later step")
+    p = commands.add_parser("diff", help="the reference change between two steps: diff 02 03")
+    p.add_argument("old", help="the earlier step")
+    p.add_argument("new", help="the later step")
 
     commands.add_parser("readme-diffs", help="regenerate the diff block in every step README")
     return main

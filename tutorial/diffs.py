@@ -33,18 +33,6 @@ def step_diff(old, new, skip=()):
         f"{new}/{name}" if (ROOT / new / name).is_file() else "/dev/null"))
 
 
-COLOURS = {"+": "\033[32m", "-": "\033[31m", "@": "\033[36m"}
-
-
-def colour_diff(text):
-    """A diff for a terminal: file names bold, added lines green, removed lines red, hunk headers cyan."""
-    def paint(line):
-        colour = "\033[1m" if line.startswith(("+++ ", "--- ")) else COLOURS.get(line[:1])
-        return f"{colour}{line}\033[0m" if colour else line
-
-    return "\n".join(map(paint, text.split("\n")))
-
-
 def operations(step):
     """{"POST /login": ["200", "401", ...], ...}: the operations of a step's openapi.json and their answers."""
     path = ROOT / step / "openapi.json"

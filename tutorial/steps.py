@@ -1,9 +1,5 @@
-"""Where the step packages are, and where they are imported from.
-
-The reference steps live at the repository root; a learner's copies in a workspace folder (`workspace/` by default).
-`TUTORIAL_STEPS_DIR` tells the tests and `tutorial.live` which folder to import the step packages from: unset, the
-repository root; `tutorial check` sets it to the learner's workspace, so that the same tests run on the learner's code.
-"""
+"""Where the step packages are imported from: the repository root, or $TUTORIAL_STEPS_DIR (`tutorial check` sets
+it to the learner's workspace, so that the same tests run on the learner's code)."""
 import importlib
 import os
 import re
@@ -38,14 +34,12 @@ def previous_step(step):
 
 
 def steps_dir():
-    """The folder the step packages are imported from: $TUTORIAL_STEPS_DIR, else the repository root."""
     value = os.environ.get(STEPS_DIR_VARIABLE)
     return Path(value).resolve() if value else ROOT
 
 
 def import_step(name):
-    """Import the step package `name` from steps_dir(), never from anywhere else: another folder goes first on
-    sys.path, and the package imported from elsewhere (the reference, say) is forgotten, or it would shadow the copy."""
+    """Import the step package `name` from steps_dir() only: one imported from elsewhere would shadow the copy."""
     where = steps_dir()
     if where != ROOT:
         if sys.path[:1] != [str(where)]:
