@@ -100,8 +100,8 @@ def redis_or_exit():
 
 def production_env(step, folder, redis_url, tag, db_file="sqlite://"):
     """What `step` needs to start in production: a secret, Redis keys under prefixes of their own (`tag`), and from
-    step09 on a signing key, made by the step's own `flask rotate-keys` in a KEYS_DIR of its own (production makes none).
-    Its `flask init-db` makes the tables and the article's user in `db_file`, in this process as well."""
+    step09 on a signing key, made by the step's own `flask rotate-keys` in a KEYS_DIR of its own (production makes
+    none). Its `flask init-db` makes the tables and the article's user in `db_file`, in this process as well."""
     keys, secret = Path(folder) / f"keys-{step}", secrets.token_hex(32)
     app = build_app(step, db_file, config={"TESTING": True, "KEYS_DIR": str(keys), "REDIS_URL": redis_url,
                                            "JWT_SECRET_KEY": secret})

@@ -64,9 +64,10 @@ def main(argv=None):
             for number in range(args.rounds):  # quiet, then flooded, in each round: a change in load hits both alike
                 quiet, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
                 print(f"GET /users, quiet:        {quiet:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
-                results, margin = {}, min(1, args.seconds)
-                flooding = threading.Thread(target=flood, args=(measure, server.url, args.seconds + 2 * margin, args.flood_connections, results))
-                flooding.start()  # the flood runs 1 s (or --seconds) before and after the measurement: it covers all of it
+                results, margin = {}, min(1, args.seconds)  # the flood runs this long before and after the measurement
+                flooding = threading.Thread(target=flood, args=(measure, server.url, args.seconds + 2 * margin,
+                                                                args.flood_connections, results))
+                flooding.start()
                 threading.Event().wait(margin)
                 loud, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
                 flooding.join()
