@@ -1,9 +1,7 @@
-"""Each benchmark in benchmarks/ runs on the finished step as its docstring says, briefly, so that a change to a step
-or to tutorial/ cannot break one unnoticed. The numbers are not read (tests never assert timings): the script must end
-with status 0 and its last line. users.py with wrk if it is installed, the others with the Python client for 0.3 s
-per measurement (wrk counts whole seconds). loadtest.py runs in test_step06_revoke::test_load_mixed_requests;
-tiers.py runs the whole suite from fresh clones.
-"""
+"""Each benchmark in benchmarks/ runs briefly on the finished step, so that a change to a step or to tutorial/ cannot
+break one unnoticed. The numbers are not read (tests never assert timings): status 0 and the last line. The Python
+client for 0.3 s per measurement; users.py with wrk (whole seconds) if installed. loadtest.py runs in
+test_step06_revoke::test_load_mixed_requests; tiers.py runs the whole suite from fresh clones."""
 import os
 import shutil
 import subprocess
