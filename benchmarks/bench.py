@@ -16,6 +16,7 @@ import argparse
 import concurrent.futures
 import http.client
 import json
+import math
 import os
 import re
 import secrets
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tutorial.live import GunicornServer, build_app, flask_cli, post_for_tokens  # noqa: E402
+from tutorial.live import GunicornServer, build_app, post_for_tokens  # noqa: E402
 from tutorial.steps import reference_steps  # noqa: E402
 
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}
@@ -39,7 +40,7 @@ ADMIN = {"username": "admin@gmail.com", "password": "123456"}
 
 def wrk(url, path, seconds, connections, headers=None, body=None):
     """Run wrk once; return (requests per second, requests, non-2xx answers)."""
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, math.ceil(seconds))}s"]  # wrk counts whole seconds
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,15 +98,17 @@ def redis_or_exit():
     return url, store
 
 
-def production_env(step, folder, redis_url, tag):
+def production_env(step, folder, redis_url, tag, db_file="sqlite://"):
     """What `step` needs to start in production: a secret, Redis keys under prefixes of their own (`tag`), and from
-    step09 on a signing key, made by the step's own `flask rotate-keys` in a KEYS_DIR of its own (production makes none)."""
+    step09 on a signing key, made by the step's own `flask rotate-keys` in a KEYS_DIR of its own (production makes
+    none). Its `flask init-db` makes the tables and the article's user in `db_file`, in this process as well."""
     keys, secret = Path(folder) / f"keys-{step}", secrets.token_hex(32)
-    app = build_app(step, "sqlite://", config={"TESTING": True, "KEYS_DIR": str(keys), "REDIS_URL": redis_url,
-                                               "JWT_SECRET_KEY": secret})
-    if "rotate-keys" in app.cli.commands:
-        result = app.test_cli_runner().invoke(args=["rotate-keys"])
-        assert result.exit_code == 0, result.output
+    app = build_app(step, db_file, config={"TESTING": True, "KEYS_DIR": str(keys), "REDIS_URL": redis_url,
+                                           "JWT_SECRET_KEY": secret})
+    for command in ("init-db", "rotate-keys"):
+        if command in app.cli.commands:
+            result = app.test_cli_runner().invoke(args=[command])
+            assert result.exit_code == 0, result.output
     return {"FLASK_CONFIG": "production", "JWT_SECRET_KEY": secret, "REDIS_URL": redis_url,
             "BLOCKLIST_PREFIX": f"bench-{tag}:", "LOGIN_LIMIT_PREFIX": f"bench-{tag}", "KEYS_DIR": str(keys)}
 
@@ -114,8 +117,8 @@ def start(step, folder, redis_url, tag, workers, server_class=GunicornServer, ta
     """The step under gunicorn in production on a new SQLite database in `folder`, made by the init-db of `step` (or
     of `tables_from`): (server, Bearer header of a token from POST /login)."""
     db_file = Path(folder) / f"{step}.sqlite"
-    flask_cli(tables_from or step, db_file, "init-db")
-    server = server_class(step, db_file, workers=workers, env=production_env(tables_from or step, folder, redis_url, tag))
+    env = production_env(tables_from or step, folder, redis_url, tag, db_file)
+    server = server_class(step, db_file, workers=workers, env=env)
     try:
         server.wait_until_ready()
         status, body, (access, _) = post_for_tokens(server, "/login", ADMIN)  # the body's token, or the cookie's (step07 on)
@@ -124,6 +127,12 @@ def start(step, folder, redis_url, tag, workers, server_class=GunicornServer, ta
         server.stop()
         raise
     return server, {"Authorization": f"Bearer {access}"}
+
+
+def stop(servers):
+    """Stop the servers together: gunicorn takes about a second to stop."""
+    with concurrent.futures.ThreadPoolExecutor() as pool:
+        list(pool.map(lambda server: server.stop(), servers))
 
 
 def forget(store, tag):
@@ -135,7 +144,7 @@ def forget(store, tag):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk")
-    parser.add_argument("--seconds", type=int, default=10, help="per endpoint (default: %(default)s; 1 for a quick check)")
+    parser.add_argument("--seconds", type=float, default=10, help="per endpoint (default: %(default)s; 0.3 for a quick check)")
     parser.add_argument("--connections", type=int, default=8, help="requests at a time (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -150,8 +159,8 @@ def main(argv=None):
         try:
             print(f"{step} under gunicorn ({args.workers} sync workers, {step}/gunicorn.conf.py, production, "
                   f"SQLite, Redis {redis_url}); client: "
-                  + (f"wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk"
-                     else f"Python, {args.connections} threads, {args.seconds} s")
+                  + (f"wrk -t1 -c{args.connections} -d{args.seconds:g}s" if args.client == "wrk"
+                     else f"Python, {args.connections} threads, {args.seconds:g} s")
                   + f"; {os.cpu_count()} CPU cores shared by client and server\n")
             results = {}
             for name, path, headers, payload in [

@@ -41,7 +41,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--step", default=reference_steps()[-1])
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk")
-    parser.add_argument("--seconds", type=int, default=10, help="per measurement (default: %(default)s; 1 for a quick check)")
+    parser.add_argument("--seconds", type=float, default=10, help="per measurement (default: %(default)s; 0.3 for a quick check)")
     parser.add_argument("--connections", type=int, default=8, help="GET /users at a time (default: %(default)s)")
     parser.add_argument("--flood-connections", type=int, default=16, help="logins at a time (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
@@ -57,17 +57,18 @@ def main(argv=None):
         try:
             load = os.getloadavg()[0]
             print(f"{args.step} under gunicorn ({args.workers} sync workers, production, SQLite, Redis); "
-                  + (f"GET /users: wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk" else "Python client")
+                  + (f"GET /users: wrk -t1 -c{args.connections} -d{args.seconds:g}s" if args.client == "wrk" else "Python client")
                   + "; flood: wrong-password POST /login over "
                   f"{args.flood_connections} connections; {os.cpu_count()} CPU cores shared; load average {load:.2f}\n")
             ratios = []
             for number in range(args.rounds):  # quiet, then flooded, in each round: a change in load hits both alike
                 quiet, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
                 print(f"GET /users, quiet:        {quiet:8.1f} requests/s  ({count} requests, {bad} not 2xx)")
-                results = {}
-                flooding = threading.Thread(target=flood, args=(measure, server.url, args.seconds + 2, args.flood_connections, results))
-                flooding.start()  # the flood runs 1 s before and after the measurement, so it covers all of it
-                threading.Event().wait(1)
+                results, margin = {}, min(1, args.seconds)  # the flood runs this long before and after the measurement
+                flooding = threading.Thread(target=flood, args=(measure, server.url, args.seconds + 2 * margin,
+                                                                args.flood_connections, results))
+                flooding.start()
+                threading.Event().wait(margin)
                 loud, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
                 flooding.join()
                 print(f"GET /users, during flood: {loud:8.1f} requests/s  ({count} requests, {bad} not 2xx)")

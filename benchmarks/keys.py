@@ -4,8 +4,8 @@ and GET /users requests per second of step09 next to the step before it, on the 
     uv run python benchmarks/keys.py                  # wrk, 8 connections, 10 s per run, 3 runs per step
     uv run python benchmarks/keys.py --client python  # no wrk: a bounded Python client (threads)
 
-Part 1 times PyJWT alone, in this process, on the claims of a real step09 token. Part 2 starts each step under
-gunicorn as benchmarks/bench.py does (2 workers, production, SQLite, Redis at $REDIS_URL), one step at a time and
+Part 1 times PyJWT alone, in this process, on the claims of a real step09 token. Part 2 starts both steps under
+gunicorn as benchmarks/bench.py does (2 workers, production, SQLite, Redis at $REDIS_URL), then measures them
 alternating (previous, step09, previous, ...) so that a change in the machine's load hits both alike, and prints
 the ratio of the medians.
 """
@@ -16,7 +16,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 import timeit
 from pathlib import Path
 
@@ -27,7 +26,7 @@ if str(ROOT) not in sys.path:
 import jwt  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: E402
 
-from benchmarks.bench import forget, python_client, redis_or_exit, start, wrk  # noqa: E402
+from benchmarks.bench import forget, python_client, redis_or_exit, start, stop, wrk  # noqa: E402
 from tutorial.steps import previous_step  # noqa: E402
 
 STEP = "step09_keys"
@@ -52,21 +51,10 @@ def per_token(repeat):
     return rows
 
 
-def users_rate(step, tmp, measure, args, redis_url, tag):
-    server, token = start(step, tmp, redis_url, tag, args.workers)
-    try:
-        rate, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
-        if bad:
-            sys.exit(f"{step}: {bad} answers to GET /users were not 2xx")
-        return rate
-    finally:
-        server.stop()
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk")
-    parser.add_argument("--seconds", type=int, default=10, help="per run (default: %(default)s; 1 for a quick check)")
+    parser.add_argument("--seconds", type=float, default=10, help="per run (default: %(default)s; 0.3 for a quick check)")
     parser.add_argument("--runs", type=int, default=3, help="runs per step (default: %(default)s)")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
@@ -85,16 +73,23 @@ def main(argv=None):
     before = previous_step(STEP)
     rates = {before: [], STEP: []}
     print(f"\nGET /users under gunicorn ({args.workers} workers, production, SQLite, Redis), "
-          + (f"wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk" else f"Python client, {args.connections} threads")
+          + (f"wrk -t1 -c{args.connections} -d{args.seconds:g}s" if args.client == "wrk" else f"Python client, {args.connections} threads")
           + f", {args.runs} runs each, alternating; load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-keys-") as tmp:
+        servers = {}
         try:
+            for step in (before, STEP):  # both started first, then measured in turn
+                servers[step] = start(step, tmp, redis_url, tag, args.workers)
             for run in range(args.runs):
                 for step in (before, STEP):
-                    rates[step].append(users_rate(step, tmp, measure, args, redis_url, tag))
-                    print(f"  run {run + 1}: {step:16} {rates[step][-1]:8.1f} requests/s")
-                    time.sleep(1)
+                    server, token = servers[step]
+                    rate, count, bad = measure(server.url, "/users", args.seconds, args.connections, token)
+                    if bad:
+                        sys.exit(f"{step}: {bad} answers to GET /users were not 2xx")
+                    rates[step].append(rate)
+                    print(f"  run {run + 1}: {step:16} {rate:8.1f} requests/s")
         finally:
+            stop([server for server, _ in servers.values()])
             forget(store, tag)
     medians = {step: statistics.median(values) for step, values in rates.items()}
     print(f"\nmedian: {before} {medians[before]:.1f}, {STEP} {medians[STEP]:.1f} requests/s: "

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.bench import forget, python_client, redis_or_exit, start, wrk  # noqa: E402
+from benchmarks.bench import forget, python_client, redis_or_exit, start, stop, wrk  # noqa: E402
 from tutorial.live import GunicornServer  # noqa: E402
 from tutorial.steps import reference_steps  # noqa: E402
 
@@ -46,7 +46,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", default=FINISHED, help="comma-separated (default: %(default)s)")
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk")
-    parser.add_argument("--seconds", type=int, default=10, help="per run (default: %(default)s; 1 for a quick check)")
+    parser.add_argument("--seconds", type=float, default=10, help="per run (default: %(default)s; 0.3 for a quick check)")
     parser.add_argument("--rounds", type=int, default=5, help="(default: %(default)s)")
     parser.add_argument("--connections", type=int, default=8, help="requests at a time (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
@@ -59,7 +59,7 @@ def main(argv=None):
     apps = [ARTICLE, *args.steps.split(",")]
     rates = {app: [] for app in apps}
     print(f"GET /users under gunicorn ({args.workers} sync workers, {FINISHED}/gunicorn.conf.py, SQLite, Redis), "
-          + (f"wrk -t1 -c{args.connections} -d{args.seconds}s" if args.client == "wrk" else f"Python client, {args.connections} threads")
+          + (f"wrk -t1 -c{args.connections} -d{args.seconds:g}s" if args.client == "wrk" else f"Python client, {args.connections} threads")
           + f", {args.rounds} rounds; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-users-") as tmp:
         servers = {}
@@ -75,8 +75,7 @@ def main(argv=None):
                     rates[app].append(rate)
                 print(f"  round {number + 1}: " + ", ".join(f"{app} {rates[app][-1]:.1f}" for app in apps) + " requests/s")
         finally:
-            for server, _ in servers.values():
-                server.stop()
+            stop([server for server, _ in servers.values()])
             forget(store, tag)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     for app in apps[1:]:

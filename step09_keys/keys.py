@@ -12,6 +12,7 @@ The folder is made readable by its owner only (0700), each key file too (0600). 
 production from starting; one that appears later (a copy under way, a stray file) is skipped with a warning,
 and the others keep signing. No key at all: login, the JWKS and every token check answer 503, never cached.
 """
+import functools
 import os
 import secrets
 import tempfile
@@ -29,6 +30,7 @@ from flask import current_app, g, jsonify, request
 from flask.cli import with_appcontext
 from flask_restful import Resource
 from jwt.algorithms import OKPAlgorithm
+from jwt.api_jws import PyJWS
 from jwt.exceptions import InvalidAlgorithmError, InvalidTokenError
 from werkzeug.exceptions import ServiceUnavailable
 
@@ -68,6 +70,13 @@ class RememberedSignatures:
 
 
 Ed25519PublicKey.register(RememberedSignatures)  # PyJWT accepts it as the Ed25519 public key it wraps
+
+# flask-jwt-extended reads each token four times per request (its header twice, its claims unchecked to find the
+# key, then checked), and PyJWT decodes every part each time, testing it character by character: the costliest
+# Python of a request, for this long token. The same part always decodes to the same bytes, so each is decoded
+# once: every check after the decoding runs as before, and a part PyJWT refuses is not remembered (it raises).
+if not hasattr(PyJWS._decode_base64url_segment, "cache_info"):  # once per process, whichever step imports it
+    PyJWS._decode_base64url_segment = staticmethod(functools.lru_cache(maxsize=1024)(PyJWS._decode_base64url_segment))
 
 
 @dataclass

@@ -5,8 +5,11 @@ LOGIN_LIMIT per username and client address, LOGIN_LIMIT_PER_ADDRESS per client 
 address). Like step06's blocklist they live in Redis, shared by every worker and host; in this process's memory
 (BLOCKLIST=memory) each gunicorn worker counts on its own, so a client gets `workers x LOGIN_LIMIT` tries.
 """
+import io
+import json
 import time
 from contextlib import contextmanager
+from functools import cached_property
 
 from flask import current_app, request
 from flask_limiter import Limiter
@@ -60,6 +63,7 @@ def init_login_limits(app):
         hooks[:] = [on_login_views(hook) if limiter in (getattr(hook, "__self__", None), *getattr(hook, "args", ())) else hook
                     for hook in hooks]
     app.before_request(refuse_known_full)
+    app.wsgi_app = RefuseKnownFull(app)  # inside ProxyFix (trust_proxies): it sees the client's address
     trust_proxies(app)
 
 
@@ -88,23 +92,68 @@ def on_login_views(hook):
     return hook_on_login_views
 
 
+def login_keys(address, body):
+    """The keys of login_attempts' two windows, in its order: this username from this address (when the body names
+    one), then this address."""
+    username = body.get("username") if isinstance(body, dict) else None
+    return ([f"{address}/{normalize_username(username)}"] if isinstance(username, str) else []) + [address]
+
+
+def known_full_until(full, keys):
+    """When the first of these windows that is known full (known_full) ends, or None."""
+    now = time.time()
+    return next((full[key] for key in keys if full.get(key, 0) > now), None)
+
+
 def refuse_known_full():
-    """A login whose window is known full (known_full): 429 before the view runs, so that a flood costs little."""
+    """A login whose window is known full (known_full): 429 before the view runs. RefuseKnownFull answers most
+    such logins before Flask; this answers the rest (a browser's, which gets its CORS headers here)."""
     if request.endpoint not in LOGIN_ENDPOINTS or request.method != "POST":
         return None
     try:
         body = request.get_json(silent=True)  # a body that is not JSON: the view answers it
     except RecursionError:  # nested deeper than the JSON parser goes: the view answers 400
         body = None
-    username = body.get("username") if isinstance(body, dict) else None
-    keys = ([f"{client_address()}/{normalize_username(username)}"] if isinstance(username, str) else []) + [client_address()]
-    full, now = current_app.extensions["login_windows_full"], time.time()
-    until = next((full[key] for key in keys if full.get(key, 0) > now), None)  # in login_attempts' order
+    until = known_full_until(current_app.extensions["login_windows_full"], login_keys(client_address(), body))
     if until is not None:
         response = output_json(*TooManyAttempts(until).answer())  # the envelope, as errors.Api writes it
         response.mimetype = "application/json"
         return response
     return None
+
+
+class RefuseKnownFull:
+    """WSGI middleware: a POST to a login path whose window is known full gets its 429 before Flask builds a request,
+    runs its hooks and routes it, so that a flood of failed logins costs the workers little. A request with an
+    Origin (a browser's: its answer needs the CORS headers) and anything unusual go on to Flask (refuse_known_full)."""
+
+    def __init__(self, app):
+        self.app, self.wsgi_app = app, app.wsgi_app
+
+    @cached_property
+    def paths(self):  # read at the first request: the routes are added after init_login_limits
+        return {rule.rule for rule in self.app.url_map.iter_rules() if rule.endpoint in LOGIN_ENDPOINTS}
+
+    def __call__(self, environ, start_response):
+        length = environ.get("CONTENT_LENGTH") or ""
+        if (environ["REQUEST_METHOD"] != "POST" or environ.get("PATH_INFO") not in self.paths or "HTTP_ORIGIN" in environ
+                or not length.isdigit() or int(length) > self.app.config["MAX_CONTENT_LENGTH"]):
+            return self.wsgi_app(environ, start_response)
+        raw = environ["wsgi.input"].read(int(length))
+        environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads the same body if the login goes on
+        try:
+            body = json.loads(raw) if environ.get("CONTENT_TYPE", "").startswith("application/json") else None
+        except (ValueError, RecursionError):  # the view answers a broken body
+            body = None
+        until = known_full_until(self.app.extensions["login_windows_full"],
+                                 login_keys(environ.get("REMOTE_ADDR") or "unknown", body))
+        if until is None:
+            return self.wsgi_app(environ, start_response)
+        envelope, status, headers = TooManyAttempts(until).answer()
+        payload = json.dumps(envelope).encode() + b"\n"  # as errors.Api writes it (ASCII only)
+        start_response(f"{status} Too Many Requests", [("Content-Type", "application/json"),
+                                                        ("Content-Length", str(len(payload))), *headers.items()])
+        return [payload]
 
 
 @contextmanager

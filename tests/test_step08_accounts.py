@@ -534,3 +534,16 @@ def test_production_cookies_are_secure_with_redis(step_package, monkeypatch, tmp
     assert response.status_code == 200, response.get_json()
     cookies = response.headers.getlist("Set-Cookie")
     assert len(cookies) == 5 and all("; Secure" in c for c in cookies)  # sent over HTTPS only
+
+
+@pytest.mark.since("step08_accounts")
+def test_a_browser_reads_the_429_of_a_refused_login(make_app):
+    """limits.RefuseKnownFull answers a flood's logins before Flask, without CORS headers: a browser's (it sends
+    Origin) goes on to Flask, so that the front end can read the 429 and its Retry-After."""
+    client = make_app(LOGIN_LIMIT="2 per minute").test_client()
+    origin = {"Origin": "http://localhost:8000"}  # one of the development origins (config.DEV_ORIGINS)
+    statuses = [client.post("/login", json=WRONG, headers=origin).status_code for _ in range(3)]
+    refused = client.post("/login", json=WRONG, headers=origin)
+    exposed = refused.headers.get("Access-Control-Expose-Headers", "")
+    assert (statuses, answer(refused)[1]["code"]) == ([401, 401, 429], 222)
+    assert refused.headers["Access-Control-Allow-Origin"] == origin["Origin"] and "Retry-After" in exposed
