@@ -34,17 +34,12 @@ def test_console_block_shows_what_runs(example, started):
 
 
 @pytest.mark.parametrize("readme", READMES, ids=shown)
-def test_every_curl_line_is_in_a_console_block(readme):
-    """A curl line in a ```bash block would never be run by these tests (the Chinese twin has the same blocks)."""
-    assert transcripts.commands_outside_console_blocks(readme) == []
-
-
-@pytest.mark.parametrize("readme", READMES, ids=shown)
-def test_every_step_readme_says_how_to_run_it(readme):
-    """A "Run it" section whose code blocks start the step (the settings its console blocks need: see above)."""
-    text = readme.read_text(encoding="utf-8")
-    section = re.search(r"^## Run it.*?$(.*?)(?=^## |\Z)", text, re.M | re.S)
+def test_every_step_readme_says_how_to_run_it_and_runs_every_curl_line(readme):
+    """A "Run it" section whose code blocks start the step (with the settings its console blocks need), and no curl
+    line in a block other than ```console, which these tests would never run (the Chinese twin has the same blocks)."""
+    section = re.search(r"^## Run it.*?$(.*?)(?=^## |\Z)", readme.read_text(encoding="utf-8"), re.M | re.S)
     assert section and f"--app {readme.parent.name}" in section[1], f"{shown(readme)}: no ## Run it section that starts the step"
+    assert transcripts.commands_outside_console_blocks(readme) == []
 
 
 # The checker itself --------------------------------------------------------------------------------------

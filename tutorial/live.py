@@ -25,18 +25,15 @@ from unittest import mock
 from tutorial.steps import ROOT, import_step, reference_steps, steps_dir
 
 # The variables the steps read (step05 on), and Flask's own FLASK_DEBUG.
-CONFIG_VARIABLES = (
-    "FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "DATABASE_TIMEOUT", "JWT_SECRET_KEY",
-    "JWT_ACCESS_TOKEN_EXPIRES", "CORS_ORIGINS",
-)
+CONFIG_VARIABLES = ("FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "DATABASE_TIMEOUT", "JWT_SECRET_KEY",
+                    "JWT_ACCESS_TOKEN_EXPIRES", "CORS_ORIGINS")
 # Read from step06 on: the refresh token's lifetime, the clock leeway, the blocklist.
 REVOKE_VARIABLES = ("JWT_REFRESH_TOKEN_EXPIRES", "JWT_DECODE_LEEWAY", "REDIS_URL", "BLOCKLIST", "BLOCKLIST_PREFIX")
 # Everything a learner's shell may set for a step: also step07's cookies, step08's login limits and proxies, gunicorn's.
 LEARNERS = CONFIG_VARIABLES + REVOKE_VARIABLES + (
     "JWT_COOKIE_SECURE", "JWT_COOKIE_SAMESITE", "JWT_COOKIE_DOMAIN", "JWT_COOKIE_CSRF_PROTECT", "JWT_CSRF_IN_COOKIES",
     "IMPLICIT_REFRESH_WITHIN", "LOGIN_LIMIT", "LOGIN_LIMIT_PER_ADDRESS", "LOGIN_LIMIT_PREFIX", "TRUSTED_PROXY_HOPS",
-    "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY",
-)
+    "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
 
 
 def _settings(db_file, config):

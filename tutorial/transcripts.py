@@ -43,7 +43,6 @@ README_URL = "http://127.0.0.1:5000"  # where the READMEs' curl lines send their
 ANNOTATION = re.compile(r"^\s*<!--\s*transcript:\s*(.*?)\s*-->\s*$")
 FENCED = RawFencedCodeBlockLexer(re.compile(r"[ \t]*(?P<language>[^`\s]*)[^\n]*\n"))  # sybil's lexer, any language
 NAME_VALUE = re.compile(r"[A-Z_][A-Z0-9_]*=.*")
-PASSWORD = "transcript-test-password"  # typed at a password prompt
 
 
 class TranscriptError(Exception):
@@ -276,7 +275,7 @@ def run_cli_block(block, spec, db_file):
             raise TranscriptError(f"a `transcript: cli` line runs `uv run flask --app <step> ...`: {command.text}")
         try:  # a password prompt is answered twice (it asks again to confirm)
             command.returncode, command.actual = invoke_flask(
-                words[2], db_file, *words[3:], env=env, config=spec.config, input=f"{PASSWORD}\n" * 2)
+                words[2], db_file, *words[3:], env=env, config=spec.config, input="transcript-test-password\n" * 2)
         except WouldServe:
             raise TranscriptError(f"a `cli` line must end, this one would serve: {command.text}") from None
 
