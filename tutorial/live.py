@@ -207,7 +207,6 @@ class LiveServer(HTTPClient):
     It binds port 0 and says which in its log: no other process can take the port between choosing and binding."""
 
     ANNOUNCED = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")  # werkzeug's line, once it listens
-    SESSION = False  # gunicorn: a process group of its own, for stop() to end master and workers at once
 
     def __init__(self, step, db_file, *args, env=None, config=None):
         self.port, self.ready = 0, False
@@ -218,7 +217,7 @@ class LiveServer(HTTPClient):
         os.close(fd)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=self.SESSION)
+                                         stderr=subprocess.STDOUT, start_new_session=True)  # a group: killpg (gunicorn)
 
     def command(self, step, db_file, *args, config=None):
         app = app_value(step, db_file, config)
@@ -255,7 +254,6 @@ class GunicornServer(LiveServer):
     `workers` processes, on a free port. Its log holds one access line per request, with the worker's pid."""
 
     ANNOUNCED = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")  # gunicorn's line, once it listens
-    SESSION = True
 
     def __init__(self, step, db_file, *args, workers=4, env=None, config=None):
         self.workers = workers
