@@ -330,7 +330,7 @@ def rewrite(readme, blocks):
 
 
 def check(readmes, update=False):
-    """Run the console blocks of these READMEs; with `update`, rewrite the outputs that differ. (blocks run, problems)"""
+    """Run these READMEs' console blocks; with `update`, rewrite the outputs that differ. (blocks run, problems)"""
     parsed = {readme: parse_readme(readme) for readme in readmes}
     blocks = [block for blocks in parsed.values() for block in blocks]
     start(blocks).shutdown(wait=False)
