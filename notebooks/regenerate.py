@@ -3,10 +3,8 @@
     uv run python notebooks/regenerate.py                 # every notebook in this folder
     uv run python notebooks/regenerate.py 03_jwt.ipynb    # only some
 
-The .ipynb files are the source: edit them in Jupyter (`uv run jupyter lab notebooks/`), then run this so
-that the committed outputs come from one clean run. A notebook is written back only when every cell ran
-without an error, so no error output is ever saved. Volatile metadata (timings, interpreter version) is
-dropped to keep diffs small.
+Edit the notebooks in Jupyter (`uv run jupyter lab notebooks/`), then run this: the committed outputs come from one
+clean run (a notebook is written back only when every cell ran), without volatile metadata (timings, versions).
 """
 import os
 import sys
@@ -21,30 +19,17 @@ HERE = Path(__file__).resolve().parent
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
-def execute(nb, timeout=60):
-    """Run a notebook in memory, as the tests do: kernel python3, working directory notebooks/."""
-    client = NotebookClient(
-        nb, kernel_name="python3", timeout=timeout, record_timing=False, resources={"metadata": {"path": str(HERE)}}
-    )
-    # The notebook's own temporary folder goes in here: a run that fails half-way leaves nothing in /tmp.
-    with tempfile.TemporaryDirectory(prefix="notebook-run-") as tmp:
-        # raises nbclient.exceptions.CellExecutionError at the first failing cell
-        return client.execute(env={**os.environ, "TMPDIR": tmp})
-
-
-def tidy(nb):
-    nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-
-
 def main(names):
     paths = [HERE / Path(name).name for name in names] or sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         started = time.monotonic()
-        execute(nb)
-        tidy(nb)
+        client = NotebookClient(nb, kernel_name="python3", timeout=60, resources={"metadata": {"path": str(HERE)}})
+        with tempfile.TemporaryDirectory(prefix="notebook-run-") as tmp:  # a run that fails leaves nothing in /tmp
+            client.execute(env={**os.environ, "TMPDIR": tmp})  # as the tests run it; raises at a failing cell
+        nb.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+        for cell in nb.cells:
+            cell.metadata.pop("execution", None)
         nbformat.validate(nb)
         with open(path, "w", encoding="utf-8", newline="\n") as file:  # LF, as checked out, also on Windows
             nbformat.write(nb, file)

@@ -1,9 +1,5 @@
-"""Every step has a walkthrough notebook, notebooks/NN_<name>.ipynb, and it runs top to bottom without an error.
-
-Each notebook is one test, spread over the xdist workers: run in memory by nbclient (the Jupyter executor nbmake
-wraps) in a fresh `python3` kernel, with notebooks/ as its working directory and a TMPDIR of its own. See each
-notebook's run time with `uv run pytest tests/test_notebooks.py --durations=0`.
-"""
+"""Every step has a walkthrough notebook, notebooks/NN_<name>.ipynb, which runs top to bottom without an error: run
+by nbclient (why not nbmake: CONTRIBUTING.md) in a fresh `python3` kernel in notebooks/, with a TMPDIR of its own."""
 import os
 import re
 import sys

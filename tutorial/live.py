@@ -1,9 +1,5 @@
-"""Serve a step over real HTTP for the tests and the notebooks, on a database the caller chooses (a SQLite file or
-a URL; None: what the environment says), without the learner's own settings unless passed in `env`.
-
-`AppServer` serves the app built in this process from a thread, where the server is not the lesson: the same
-create_app and answers, without a new process (~1 s of CPU to import Flask and the rest). `LiveServer` runs
-`flask --app <step> run` and `GunicornServer` gunicorn, in a process of their own, where the server is the lesson.
+"""Serve or run a step for the tests and the notebooks, on the database the caller names (a SQLite file, a URL, or
+None: the step's own), without the learner's settings unless passed in `env`. Why in process or not: CONTRIBUTING.md.
 """
 import ast
 import base64
@@ -29,18 +25,15 @@ from unittest import mock
 from tutorial.steps import ROOT, import_step, reference_steps, steps_dir
 
 # The variables the steps read (step05 on), and Flask's own FLASK_DEBUG.
-CONFIG_VARIABLES = (
-    "FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "DATABASE_TIMEOUT", "JWT_SECRET_KEY",
-    "JWT_ACCESS_TOKEN_EXPIRES", "CORS_ORIGINS",
-)
+CONFIG_VARIABLES = ("FLASK_CONFIG", "FLASK_DEBUG", "SQLALCHEMY_DATABASE_URI", "DATABASE_TIMEOUT", "JWT_SECRET_KEY",
+                    "JWT_ACCESS_TOKEN_EXPIRES", "CORS_ORIGINS")
 # Read from step06 on: the refresh token's lifetime, the clock leeway, the blocklist.
 REVOKE_VARIABLES = ("JWT_REFRESH_TOKEN_EXPIRES", "JWT_DECODE_LEEWAY", "REDIS_URL", "BLOCKLIST", "BLOCKLIST_PREFIX")
 # Everything a learner's shell may set for a step: also step07's cookies, step08's login limits and proxies, gunicorn's.
 LEARNERS = CONFIG_VARIABLES + REVOKE_VARIABLES + (
     "JWT_COOKIE_SECURE", "JWT_COOKIE_SAMESITE", "JWT_COOKIE_DOMAIN", "JWT_COOKIE_CSRF_PROTECT", "JWT_CSRF_IN_COOKIES",
     "IMPLICIT_REFRESH_WITHIN", "LOGIN_LIMIT", "LOGIN_LIMIT_PER_ADDRESS", "LOGIN_LIMIT_PREFIX", "TRUSTED_PROXY_HOPS",
-    "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY",
-)
+    "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY")
 
 
 def _settings(db_file, config):
@@ -75,9 +68,9 @@ def _encoding_errors():
     return [f"error::EncodingWarning:{module}" for module in modules if not module.endswith(".__init__")]
 
 
-def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False, config=None):
+def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False):
     """Run one Flask CLI command in a process; return the finished process (returncode, stdout, stderr as text)."""
-    command = [sys.executable, "-m", "flask", "--app", app_value(step, db_file, config), *args]
+    command = [sys.executable, "-m", "flask", "--app", app_value(step, db_file), *args]
     return subprocess.run(command, cwd=cwd or steps_dir(), env=clean_env(env, dotenv), capture_output=True,
                           text=True, encoding="utf-8", errors="replace", timeout=60)
 
@@ -101,8 +94,7 @@ _ENVIRON = threading.Lock()
 
 
 def build_app(step, db_file, config=None, env=None):
-    """The step's app as `flask --app <step> run` would build it with these settings, built in this process:
-    the learner's variables left out and `env` set while create_app reads them."""
+    """The step's app as `flask --app <step> run` builds it, built in this process with `env` as its environment."""
     package, names = import_step(step), {*LEARNERS, *(env or {})}
     with _ENVIRON:  # only these names change: other threads read os.environ meanwhile (clean_env)
         saved = {name: os.environ.pop(name) for name in names if name in os.environ}
@@ -116,8 +108,7 @@ def build_app(step, db_file, config=None, env=None):
 
 
 def release(app):
-    """Close an app's pooled database connections now: a server allows only so many, and Windows cannot copy or
-    delete a SQLite file that is still open."""
+    """Close an app's pooled database connections now: a server allows only so many, Windows keeps a file open."""
     if "sqlalchemy" in app.extensions:
         with app.app_context():
             app.extensions["sqlalchemy"].engine.dispose()
@@ -159,7 +150,7 @@ def invoke_flask(step, db_file, *args, env=None, config=None, input=None):
     return done.exit_code, done.output
 
 
-class HTTPClient:
+class HTTPClient(contextlib.AbstractContextManager):
     """What every kind of server here offers: url, send(), request(), and `with`."""
 
     @property
@@ -183,16 +174,12 @@ class HTTPClient:
         """Send one request; return (HTTP status, parsed JSON body)."""
         return self.send(method, path, json_body, headers, data)[:2]
 
-    def __enter__(self):
-        return self
-
     def __exit__(self, *exc):
         self.stop()
 
 
 class AppServer(HTTPClient):
-    """An app built in this process (create_app, or build_app above), served by werkzeug's threaded server on a
-    free port, from a thread of this process. For what is not about the server: the answers."""
+    """An app built in this process, served on a free port by werkzeug's threaded server from a thread."""
 
     def __init__(self, app):
         from werkzeug.serving import WSGIRequestHandler, make_server
@@ -217,14 +204,12 @@ class AppServer(HTTPClient):
 
 class LiveServer(HTTPClient):
     """`flask run` in a process of its own. Start several, then send requests: each waits for its own server.
-    Unless a port is asked for, it binds port 0 and says which in its log: no other process can take the port
-    between choosing and binding it, as it could with a probe."""
+    It binds port 0 and says which in its log: no other process can take the port between choosing and binding."""
 
     ANNOUNCED = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")  # werkzeug's line, once it listens
-    SESSION = False  # gunicorn: a process group of its own, for stop() to end master and workers at once
 
-    def __init__(self, step, db_file, *args, env=None, config=None, port=0):
-        self.port, self.ready = port, False
+    def __init__(self, step, db_file, *args, env=None, config=None):
+        self.port, self.ready = 0, False
         self.cmd = self.command(step, db_file, *args, config=config)  # benchmarks/users.py overrides it
         # The server appends to its log (O_APPEND) and output() reads it through a file of its own: with one shared
         # file and offset, a read while the server writes would overwrite lines. A line is there once written.
@@ -232,7 +217,7 @@ class LiveServer(HTTPClient):
         os.close(fd)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(self.cmd, cwd=steps_dir(), env=clean_env(env), stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=self.SESSION)
+                                         stderr=subprocess.STDOUT, start_new_session=True)  # a group: killpg (gunicorn)
 
     def command(self, step, db_file, *args, config=None):
         app = app_value(step, db_file, config)
@@ -269,7 +254,6 @@ class GunicornServer(LiveServer):
     `workers` processes, on a free port. Its log holds one access line per request, with the worker's pid."""
 
     ANNOUNCED = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")  # gunicorn's line, once it listens
-    SESSION = True
 
     def __init__(self, step, db_file, *args, workers=4, env=None, config=None):
         self.workers = workers
@@ -342,8 +326,7 @@ def b64url_encode(data):
 
 
 def issued_tokens(body, set_cookie_headers):
-    """(access, refresh): the tokens a /login or /refresh answer issued, from its JSON body (steps 03-06) or,
-    from step07 on, from its Set-Cookie headers (access_token_cookie, refresh_token_cookie); None if absent."""
+    """(access, refresh): the tokens a /login or /refresh answer issued, in its JSON body or (step07 on) cookies."""
     jar = http.cookies.SimpleCookie()
     for header in set_cookie_headers:
         jar.load(header)

@@ -3,17 +3,14 @@
 sybil's Markdown lexer finds the blocks; `evaluate` runs each as the HTML comment on the line before it says:
 
     <!-- transcript: run [--debug] [NAME=VALUE ...] [create_app='{"JWT_ACCESS_TOKEN_EXPIRES": 2}'] -->
-        The step's app with these variables and create_app settings, on a copy of what its `init-db` made, served
-        from this process (tutorial.live.AppServer); with --debug a real `flask run --debug` (the lesson). The `$ `
-        lines run in one bash (`TOKEN=$(...)` carries on) against it for http://127.0.0.1:5000; each must exit 0.
+        The step's app so configured, on a copy of its init-db's database, served in process (--debug: a real
+        `flask run --debug`); the `$ ` lines run in one bash against it for http://127.0.0.1:5000, each exits 0.
     <!-- transcript: cli [init-db] [NAME=VALUE ...] -->
-        Each `$ [NAME=VALUE ...] uv run flask --app <step> ...` line runs in this process as Flask's `runner` fixture
-        runs a command, prompts answered, on one database (empty, or init-db's); a line printing `Error: ...` must
-        exit non-zero, others 0; a `run` that would serve is a mistake.
-    <!-- transcript: skip REASON -->
-        Run by another test, which the reason names (tests/<file>.py::<test>) and which must exist.
+        Each `$ [NAME=VALUE ...] uv run flask --app <step> ...` line runs in process, as Flask's `runner` fixture
+        runs a command, on one database; a line printing `Error: ...` exits non-zero, others 0.
+    <!-- transcript: skip tests/<file>.py::<test> -->
+        Run by that test, which must exist.
 
-Every setting an annotation gives must also be in a code block the page shows: a learner cannot see a comment.
 Outputs are compared after normalising JWTs (to their claim names), UUIDs, log times, epoch seconds, end spaces.
 
     uv run python -m tutorial.transcripts [--update] [STEP ...]   # --update: rewrite the outputs that differ
@@ -40,13 +37,12 @@ from sybil import Document, Region
 from sybil.parsers.markdown.lexers import RawFencedCodeBlockLexer
 
 from tutorial.live import AppServer, LiveServer, WouldServe, b64url_decode, build_app, clean_env, invoke_flask, release
-from tutorial.steps import ROOT, reference_steps, steps_dir
+from tutorial.steps import ROOT, reference_steps
 
 README_URL = "http://127.0.0.1:5000"  # where the READMEs' curl lines send their requests
 ANNOTATION = re.compile(r"^\s*<!--\s*transcript:\s*(.*?)\s*-->\s*$")
 FENCED = RawFencedCodeBlockLexer(re.compile(r"[ \t]*(?P<language>[^`\s]*)[^\n]*\n"))  # sybil's lexer, any language
 NAME_VALUE = re.compile(r"[A-Z_][A-Z0-9_]*=.*")
-PASSWORD = "transcript-test-password"  # typed at a password prompt
 
 
 class TranscriptError(Exception):
@@ -172,11 +168,8 @@ def jwt_shape(match):
 
 
 def normalise(text):
-    lines = [EPOCH.sub("<epoch>", LOG_TIME.sub("[<time>]", UUID.sub("<uuid>", JWT.sub(jwt_shape, line)))).rstrip()
-             for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
+    text = EPOCH.sub("<epoch>", LOG_TIME.sub("[<time>]", UUID.sub("<uuid>", JWT.sub(jwt_shape, text))))
+    return [line.rstrip() for line in text.rstrip().splitlines()]
 
 
 def evaluate(example):
@@ -197,10 +190,8 @@ def outcome(block):
 
 
 def start(blocks):
-    """Start the blocks' runs: the `cli` blocks first, one at a time (CliRunner takes this process's stdout and
-    stderr while one runs, so no server of ours may log then), then the others 6 at a time, those that sleep or
-    start a process first: a block mostly waits (for curl, for `sleep 3`), so the waits overlap.
-    Returns the pool (shutdown(cancel_futures=True) stops it)."""
+    """Start the blocks' runs and return the pool: the `cli` blocks first, one at a time (CliRunner takes this
+    process's stdout, no server may log meanwhile), then 6 at a time, the slowest first, so that their waits overlap."""
     with ThreadPoolExecutor(1) as one:
         for block in blocks:
             block.run = one.submit(run_block, block) if (block.annotation or "").startswith("cli") else None
@@ -227,7 +218,7 @@ def run_block(block):
         db_file = Path(workdir) / "transcript.sqlite"
         if spec.kind == "run" or spec.init_db:
             with _SEEDING:
-                seed = seeded_database(str(steps_dir()), block.step, json.dumps([spec.env, spec.config]))
+                seed = seeded_database(block.step, json.dumps([spec.env, spec.config]))
             if seed.exists():  # step01 has no database
                 shutil.copyfile(seed, db_file)
         (run_server_block if spec.kind == "run" else run_cli_block)(block, spec, db_file)
@@ -237,7 +228,7 @@ _SEEDING = threading.Lock()  # one at a time: init-db's CliRunner takes this pro
 
 
 @functools.cache
-def seeded_database(steps_folder, step, settings):
+def seeded_database(step, settings):
     """What the step's `init-db` makes with these settings (JSON: [env, config]), built in this process once."""
     env, config = json.loads(settings)
     seed = Path(tempfile.mkdtemp(prefix="transcript-seed-")) / "seeded.sqlite"
@@ -284,15 +275,14 @@ def run_cli_block(block, spec, db_file):
             raise TranscriptError(f"a `transcript: cli` line runs `uv run flask --app <step> ...`: {command.text}")
         try:  # a password prompt is answered twice (it asks again to confirm)
             command.returncode, command.actual = invoke_flask(
-                words[2], db_file, *words[3:], env=env, config=spec.config, input=f"{PASSWORD}\n" * 2)
+                words[2], db_file, *words[3:], env=env, config=spec.config, input="transcript-test-password\n" * 2)
         except WouldServe:
             raise TranscriptError(f"a `cli` line must end, this one would serve: {command.text}") from None
 
 
 def unshown_settings(block):
-    """The annotation's settings that no visible code block of the page shows: a learner could not reproduce the
-    block. A setting is shown as NAME=VALUE (or NAME=$(...), a value made on the spot, such as a new secret), a
-    create_app setting also as its JSON ("NAME": VALUE), --debug as itself; HTML comments hide what they hold."""
+    """The annotation's settings that no visible code block of the page shows (NAME=VALUE, NAME=$(...), a create_app
+    setting also as its JSON "NAME": VALUE, --debug itself): a learner could not reproduce the block."""
     text = re.sub(r"<!--.*?-->", "", block.readme.read_text(encoding="utf-8"), flags=re.S)
     code = "\n".join(r.lexemes["source"] for r in FENCED(Document(text, str(block.readme))))
 
@@ -332,8 +322,7 @@ def rewrite(readme, blocks):
     changed = [c for b in blocks for c in b.commands
                if c.actual is not None and normalise("\n".join(c.output)) != normalise(c.actual)]
     for command in sorted(changed, key=lambda c: c.line, reverse=True):  # from the end: earlier lines stay put
-        text = command.actual.replace("\r\n", "\n").rstrip("\n")
-        new = [f"{line.rstrip()}\n" for line in text.split("\n")] if text else []
+        new = [f"{line.rstrip()}\n" for line in command.actual.rstrip().splitlines()]
         lines[command.line + 1:command.line + 1 + len(command.output)] = new
     if changed:
         Path(readme).write_text("".join(lines), encoding="utf-8", newline="\n")  # LF, as checked out
@@ -341,8 +330,7 @@ def rewrite(readme, blocks):
 
 
 def check(readmes, update=False):
-    """Run the console blocks of these READMEs; with `update`, rewrite the outputs that differ (their Chinese twins
-    take the same blocks from tests/test_translations.py --sync). Returns (the blocks that ran, problems)."""
+    """Run these READMEs' console blocks; with `update`, rewrite the outputs that differ. (blocks run, problems)"""
     parsed = {readme: parse_readme(readme) for readme in readmes}
     blocks = [block for blocks in parsed.values() for block in blocks]
     start(blocks).shutdown(wait=False)
