@@ -30,16 +30,13 @@ from sqlalchemy.engine import make_url
 from tutorial.live import CONFIG_VARIABLES, AppServer, build_app, release
 from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
 
-import needs
-
 pytest_plugins = ["needs"]
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = reference_steps()
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}  # the article's user, made by init-db
 TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
-# The tests' password hashes: werkzeug's own code path without scrypt's cost (~0.15 s a hash), except for tests
-# marked real_password_hashes, which check the hash itself.
+# werkzeug's own code path without scrypt's cost (~0.15 s a hash); real_password_hashes: the step's own method
 FAST_HASH = "pbkdf2:sha256:1"
 # An access line of the steps' gunicorn.conf.py (step06 on): the request, its status, the worker that answered.
 ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{3}) .* pid=<(?P<pid>\d+)>')
@@ -76,7 +73,7 @@ def pytest_collection_modifyitems(config, items):
     if config.getoption("all_steps") or config.getoption("keyword") or config.getoption("markexpr") \
             or os.environ.get(STEPS_DIR_VARIABLE):
         return
-    learner = not needs.STRICT
+    learner = not config.pluginmanager.get_plugin("needs").STRICT
     keep, drop = [], []
     for item in items:
         since, ends = item.get_closest_marker("since"), None  # ends: the only steps it runs on
@@ -401,7 +398,9 @@ def forged_tokens(app):  # every kind of token an attacker can send; the first i
 
 def run(examples):
     """Hypothesis' settings for a generated test of `examples` requests; a learner's run sends a quarter of them."""
-    return settings(max_examples=examples if needs.STRICT else examples // 4, deadline=None, database=None,
+    from needs import STRICT  # the plugin's, set by now
+
+    return settings(max_examples=examples if STRICT else examples // 4, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 

@@ -25,8 +25,7 @@ def require(found, why):  # what was found, if anything: else Missing(why)
     return found
 
 
-def program(*names, variable=None):
-    """The program $variable names, else the first of `names` on PATH."""
+def program(*names, variable=None):  # the program $variable names, else the first of `names` on PATH
     if variable and os.environ.get(variable):
         return require(shutil.which(os.environ[variable]), f"{variable}={os.environ[variable]} is not a program")
     return require(next(filter(None, map(shutil.which, names)), None),

@@ -26,22 +26,17 @@ def app(make_app, models):  # production mode, and an inactive user (a deleted o
     return app
 
 
-@pytest.fixture
-def send(app):  # send(method, path, ...): one request, its answer checked: under 500, the envelope, no leak
-    client = app.test_client()
-
-    def send(method, path, headers=None, data=None, content_type=None):
-        response = client.open(path, method=method, headers=headers or {}, data=data, content_type=content_type)
-        assert response.status_code < 500, (method, path, headers, data, content_type, response.data[:300])
-        text = response.get_data(as_text=True)
-        assert not any(leak in text for leak in LEAKS), text[:300]
-        if method not in ("HEAD", "OPTIONS"):
-            body = response.get_json(silent=True)
-            assert isinstance(body, dict), (method, path, data, text[:300])
-            assert isinstance(body.get("code"), int) and isinstance(body.get("message"), (str, dict)), body
-        return response
-
-    return send
+# One request; its answer: under 500, an envelope, no leak.
+def send(client, method, path, headers=None, data=None, content_type=None):
+    response = client.open(path, method=method, headers=headers or {}, data=data, content_type=content_type)
+    assert response.status_code < 500, (method, path, headers, data, content_type, response.data[:300])
+    text = response.get_data(as_text=True)
+    assert not any(leak in text for leak in LEAKS), text[:300]
+    if method not in ("HEAD", "OPTIONS"):
+        body = response.get_json(silent=True)
+        assert isinstance(body, dict), (method, path, data, text[:300])
+        assert isinstance(body.get("code"), int) and isinstance(body.get("message"), (str, dict)), body
+    return response
 
 
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "FOO"])
@@ -59,36 +54,36 @@ def tokens(app):  # the forged tokens, the first valid
 
 
 @pytest.mark.since("step04_errors")
-def test_any_request_to_any_path(send, tokens):
+def test_any_request_to_any_path(client, tokens):
 
     @run(400)
     @given(METHODS, PATHS, QUERIES, B.BODIES, B.CONTENT_TYPES, st.none() | B.authorization_values(tokens))
     def check(method, path, query, body, content_type, authorization):
-        send(method, path + query, headers={"Authorization": authorization} if authorization is not None else {},
+        send(client, method, path + query, headers={} if authorization is None else {"Authorization": authorization},
              data=body if method not in ("GET", "HEAD") else None, content_type=content_type)
 
     check()
 
 
 @pytest.mark.since("step04_errors")
-def test_login_bodies(send):
+def test_login_bodies(client):
 
     @run(300)
     @given(B.BODIES | st.builds(B.encode_json, B.LOGIN_OBJECTS, st.booleans()), B.CONTENT_TYPES)
     @example(b"[" * 8000 + b"]" * 8000, None)  # deeper than the JSON parser goes: every run tries it
     def check(body, content_type):
-        send("POST", "/login", data=body, content_type=content_type or "application/json")
+        send(client, "POST", "/login", data=body, content_type=content_type or "application/json")
 
     check()
 
 
 @pytest.mark.since("step04_errors")
-def test_authorization_headers(send, tokens):
+def test_authorization_headers(client, tokens):
 
     @run(300)
     @given(B.authorization_values(tokens))
     def check(authorization):
-        response = send("GET", "/users", headers={"Authorization": authorization})
+        response = send(client, "GET", "/users", headers={"Authorization": authorization})
         if response.status_code == 200:  # only the admin's own valid token gets through
             assert authorization.split()[-1] == tokens[0], authorization
 
@@ -96,7 +91,7 @@ def test_authorization_headers(send, tokens):
 
 
 @pytest.mark.since("step04_errors")
-def test_every_forged_token_is_refused_with_its_envelope(send, tokens):
+def test_every_forged_token_is_refused_with_its_envelope(client, tokens):
     for token in tokens[1:]:
-        response = send("GET", "/users", headers={"Authorization": f"Bearer {token}"})
+        response = send(client, "GET", "/users", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, (token, response.get_json())

@@ -10,6 +10,7 @@ import uuid
 import pytest
 import schemathesis
 from click.testing import CliRunner
+from schemathesis.cli import schemathesis as cli  # its own command line, run in this process (a new one: ~2 s of CPU)
 
 import needs
 from conftest import ADMIN, TEST_SECRET
@@ -47,11 +48,7 @@ class Tokens:
 @pytest.mark.since("step04_errors")
 @pytest.mark.ends_only  # seconds a step
 def test_schemathesis_finds_nothing(step, serve, tmp_path, monkeypatch):
-    # schemathesis's own command line, run in this process: a new one would import schemathesis again (~2 s of CPU)
-    from schemathesis.cli import schemathesis as cli
-
-    # Password hashes cheap (conftest.serve): the run logs in often. Step08 on: its hundreds of failed logins must not
-    # lock out the hooks' own.
+    # Step08 on: the run's hundreds of failed logins must not lock out the hooks' own (hashes cheap: conftest.serve).
     server = serve(config={"BLOCKLIST": "memory", "JWT_SECRET_KEY": TEST_SECRET,
                            "LOGIN_LIMIT": "100000 per minute", "LOGIN_LIMIT_PER_ADDRESS": "100000 per minute"})
     RUN.update(server=server, id=uuid.uuid4().hex)  # a port may serve again: the id keeps the tokens apart
