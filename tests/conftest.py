@@ -1,6 +1,5 @@
 """Flask's app, client and runner fixtures for the step a test file is named after (CONTRIBUTING.md, "How the suite is
-built"). A step is used through create_app, its CLI and HTTP; from inside, only its password hashing (made cheap) and
-its tables (copy_database).
+built"): a step used through create_app, its CLI and HTTP; from inside, only its password hashing and its tables.
 """
 import functools
 import importlib
@@ -121,16 +120,14 @@ def clean_environment(tmp_path_factory, pytestconfig):
         yield
 
 
-def signing_keys(folder, last=None):
-    """A folder with one signing key, made by the newest step's (up to `last`) own `flask rotate-keys` (step09 on)."""
+def signing_keys(folder, last=None):  # a folder with a key made by the newest step's (to `last`) rotate-keys (09 on)
     for name in reversed([step for step in STEPS if last is None or step <= last]):
         if flask_command(import_step(name), config_for("sqlite://", KEYS_DIR=str(folder)), "rotate-keys"):
             break
     return folder
 
 
-def flask_command(package, config, command):
-    """The step's own `flask COMMAND` on an app of this config; False if the step has no such command."""
+def flask_command(package, config, command):  # the step's own `flask COMMAND`; False if the step has none
     app = package.create_app(config)
     if command in app.cli.commands:
         result = app.test_cli_runner().invoke(args=[command])
@@ -336,8 +333,7 @@ def key_of(folder, kid):  # step09 on: the private key `kid` in a KEYS_DIR (one 
     return load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
 
 
-def signing_key(app):
-    """(key, algorithm, headers) the app signs with: JWT_SECRET_KEY and HS256, or (step09 on) its kid's key, EdDSA."""
+def signing_key(app):  # (key, algorithm, headers) the app signs with: its secret and HS256, or its kid's key (09 on)
     with app.app_context():
         kid = jwt.get_unverified_header(create_access_token(identity=ADMIN["username"])).get("kid")
     if kid is None:
@@ -346,9 +342,7 @@ def signing_key(app):
 
 
 def another_key(app):  # a key of the app's own kind that the app does not have
-    if app.config["JWT_ALGORITHM"] == "EdDSA":
-        return Ed25519PrivateKey.generate()
-    return "another-key-" * 4
+    return Ed25519PrivateKey.generate() if app.config["JWT_ALGORITHM"] == "EdDSA" else "another-key-" * 4
 
 
 def sign_as(app, claims, key=None, algorithm=None):
@@ -399,7 +393,6 @@ def forged_tokens(app):  # every kind of token an attacker can send; the first i
 def run(examples):
     """Hypothesis' settings for a generated test of `examples` requests; a learner's run sends a quarter of them."""
     from needs import STRICT  # the plugin's, set by now
-
     return settings(max_examples=examples if STRICT else examples // 4, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 

@@ -1,6 +1,5 @@
-"""What a test needs beyond Python and uv: `@pytest.mark.needs("redis")` on a test, a case or a module (pytestmark).
-Missing: skipped, with one reason per thing, so that pytest's summary (-rs) ends with a line for each and its count;
-failed under CI=true, --require-all or TUTORIAL_REQUIRE_ALL=1. A fixture that needs the thing itself asks found(name).
+"""What a test needs beyond Python and uv: `@pytest.mark.needs("redis")`, or found("redis") in a fixture. Missing:
+skipped, one reason per thing (pytest's -rs ends with a line for each, counted); failed under CI=true or --require-all.
 """
 import importlib.util
 import os
@@ -38,8 +37,7 @@ def node_package(path):  # Node.js, with this package of `npm ci` in node_module
 
 
 def bash_and_curl():
-    bash = program("bash")
-    # WSL's bash.exe (in System32) runs in another system, not this one
+    bash = program("bash")  # not WSL's bash.exe (in System32): it runs in another system, not this one
     require(os.name != "nt" or "system32" not in bash.lower(), "only WSL's bash.exe on PATH, not Git Bash")
     return bash, program("curl")
 

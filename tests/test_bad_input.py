@@ -48,13 +48,9 @@ QUERIES = st.just("") \
     | st.builds(lambda q: "?name=" + urllib.parse.quote(q.encode("utf-8", "surrogatepass")), B.TEXT | B.NASTY)
 
 
-@pytest.fixture
-def tokens(app):  # the forged tokens, the first valid
-    return forged_tokens(app)
-
-
 @pytest.mark.since("step04_errors")
-def test_any_request_to_any_path(client, tokens):
+def test_any_request_to_any_path(client):
+    tokens = forged_tokens(client.application)  # the first valid
 
     @run(400)
     @given(METHODS, PATHS, QUERIES, B.BODIES, B.CONTENT_TYPES, st.none() | B.authorization_values(tokens))
@@ -78,7 +74,8 @@ def test_login_bodies(client):
 
 
 @pytest.mark.since("step04_errors")
-def test_authorization_headers(client, tokens):
+def test_authorization_headers(client):
+    tokens = forged_tokens(client.application)
 
     @run(300)
     @given(B.authorization_values(tokens))
@@ -91,7 +88,7 @@ def test_authorization_headers(client, tokens):
 
 
 @pytest.mark.since("step04_errors")
-def test_every_forged_token_is_refused_with_its_envelope(client, tokens):
-    for token in tokens[1:]:
+def test_every_forged_token_is_refused_with_its_envelope(client):
+    for token in forged_tokens(client.application)[1:]:
         response = send(client, "GET", "/users", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, (token, response.get_json())
