@@ -189,7 +189,7 @@ def config_for(database_uri, **overrides):
 
 @pytest.fixture(scope="session")
 def seeded_db_file(tmp_path_factory):
-    """get(package, real_hashes=False): a step's SQLite file made by its init-db, for tests to copy (hashes as now)."""
+    """get(package, real_hashes=False): a SQLite file made by the step's init-db, to copy (FAST_HASH or real hashes)."""
 
     @functools.cache
     def get(package, real_hashes=False):
