@@ -78,8 +78,7 @@ def available(name):
     return look(name)[1] is None
 
 
-def found(name):
-    """What the need found (a URL, paths); the test is skipped, or failed in strict mode, if it is missing."""
+def found(name):  # what the need found (a URL, paths); if it is missing, the test is skipped (failed if strict)
     value, why = look(name)
     if why:
         message = f"needs {NEEDS[name][0]}: {why}; to run these tests: {NEEDS[name][1]}"
@@ -96,6 +95,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     global STRICT
+    STRICT = ""  # a new session in the same process (tutorial check's) starts afresh
     if config.getoption("require_all"):
         STRICT = "--require-all"
     elif os.environ.get("TUTORIAL_REQUIRE_ALL"):
