@@ -1,7 +1,5 @@
-"""Flask's app, client and runner fixtures, for the step a test file is named after (or, marked `since`, that step and
-every later one), on SQLite (or, marked `databases`, also on each server TEST_DATABASE_URLS lists, separated by spaces).
-A step is used through create_app, its CLI and HTTP; from inside, only its password hashing (step_package makes it
-cheap) and its tables (copy_database).
+"""Flask's app, client and runner fixtures for the step a test file is named after (CONTRIBUTING.md, "How the suite is
+built"): a step used through create_app, its CLI and HTTP; from inside, only its password hashing and its tables.
 """
 import functools
 import importlib
@@ -18,7 +16,13 @@ from types import SimpleNamespace
 
 import jwt
 import pytest
+import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from flask import got_request_exception
 from flask_jwt_extended import create_access_token, create_refresh_token
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -31,8 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = reference_steps()
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}  # the article's user, made by init-db
 TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
-# The tests' password hashes: werkzeug's own code path without scrypt's cost (~0.15 s a hash), except for tests
-# marked real_password_hashes, which check the hash itself.
+# werkzeug's own code path without scrypt's cost (~0.15 s a hash); real_password_hashes: the step's own method
 FAST_HASH = "pbkdf2:sha256:1"
 # An access line of the steps' gunicorn.conf.py (step06 on): the request, its status, the worker that answered.
 ACCESS_LINE = re.compile(r'"(?P<request>[A-Z]+ \S+) HTTP/1\.[01]" (?P<status>\d{3}) .* pid=<(?P<pid>\d+)>')
@@ -63,9 +66,7 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Which steps a `since` check runs on. CI: every step, but an ends_only check on its first and last step only (a
-    process or a real client: the steps in between run the same copied code). A learner: first and last step for
-    every one, the finished step only for finished_step_for_learners. --all-steps, -k and -m run every copy."""
+    """Which steps a `since` check runs on (CONTRIBUTING.md, "the fan-out"): --all-steps, -k and -m run every copy."""
     # Tests of several seconds first: xdist hands them out in this order, so no worker is left with one at the end.
     items.sort(key=lambda item: item.get_closest_marker("schedule_first") is None)
     if config.getoption("all_steps") or config.getoption("keyword") or config.getoption("markexpr") \
@@ -110,8 +111,7 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session", autouse=True)
 def clean_environment(tmp_path_factory, pytestconfig):
-    """The learner's own settings (FLASK_CONFIG, ...) must not change what tests see; KEYS_DIR: one signing key for
-    the session's apps and servers (step09 on), as JWT_SECRET_KEY is one secret."""
+    """No learner's own settings (FLASK_CONFIG, ...); one signing key (KEYS_DIR, step09 on), as one JWT_SECRET_KEY."""
     checked = pytestconfig.getoption("tutorial_step", None)  # tutorial check: no step after these is built
     with pytest.MonkeyPatch.context() as mp:
         for name in CONFIG_VARIABLES:
@@ -120,16 +120,14 @@ def clean_environment(tmp_path_factory, pytestconfig):
         yield
 
 
-def signing_keys(folder, last=None):
-    """A folder with one signing key, made by the newest step's (up to `last`) own `flask rotate-keys` (step09 on)."""
+def signing_keys(folder, last=None):  # a folder with a key made by the newest step's (to `last`) rotate-keys (09 on)
     for name in reversed([step for step in STEPS if last is None or step <= last]):
         if flask_command(import_step(name), config_for("sqlite://", KEYS_DIR=str(folder)), "rotate-keys"):
             break
     return folder
 
 
-def flask_command(package, config, command):
-    """The step's own `flask COMMAND` on an app of this config; False if the step has no such command."""
+def flask_command(package, config, command):  # the step's own `flask COMMAND`; False if the step has none
     app = package.create_app(config)
     if command in app.cli.commands:
         result = app.test_cli_runner().invoke(args=[command])
@@ -140,10 +138,7 @@ def flask_command(package, config, command):
 
 @pytest.fixture
 def redis_blocklist():
-    """This test's own keys in the Redis at TEST_REDIS_URL (mark the test needs("redis")): the app's config (its
-    prefixes), the client, keys() (its blocklist keys). Only keys with this test's tag are deleted at the end."""
-    import redis
-
+    """This test's own keys in TEST_REDIS_URL's Redis (needs("redis")): config (prefixes), client, keys()."""
     url = os.environ["TEST_REDIS_URL"]
     client = redis.Redis.from_url(url, socket_timeout=5)
     client.ping()  # a Redis that TEST_REDIS_URL names and that does not answer fails the test here
@@ -194,8 +189,7 @@ def config_for(database_uri, **overrides):
 
 @pytest.fixture(scope="session")
 def seeded_db_file(tmp_path_factory):
-    """get(package, real_hashes=False): per step, one SQLite file made by its init-db, which tests copy (its article's
-    user hashed as step_package makes it: FAST_HASH, or the step's own method)."""
+    """get(package, real_hashes=False): a SQLite file made by the step's init-db, to copy (FAST_HASH or real hashes)."""
 
     @functools.cache
     def get(package, real_hashes=False):
@@ -215,9 +209,8 @@ def execute(server_url, statement):
 
 @pytest.fixture(scope="session")
 def server_databases():
-    """{backend: URL}: a database per server, named by chance and dropped at the end (a server that does not answer
-    fails the tests that need it); one engine each, kept (a new connection's handshake was most of a copy's cost), which
-    waits for no lock forever."""
+    """({backend: URL}, {backend: engine}): a database per server, named by chance, dropped at the end; engines kept (a
+    new connection's handshake was most of a copy's cost), waiting for no lock forever."""
     made, engines = {}, {}
     try:
         for url in map(make_url, SERVER_URLS):
@@ -245,7 +238,7 @@ def database(request):  # sqlite, unless @pytest.mark.databases parametrizes it
 
 
 @pytest.fixture
-def database_uri(request, database, step_package, seeded_db_file, tmp_path):  # this test's own copy of what init-db made
+def database_uri(request, database, step_package, seeded_db_file, tmp_path):  # this test's copy of what init-db made
     seed = seeded_db_file(step_package, request.node.get_closest_marker("real_password_hashes") is not None)
     if database == "sqlite":
         if seed.exists():  # step01: no database
@@ -257,8 +250,7 @@ def database_uri(request, database, step_package, seeded_db_file, tmp_path):  # 
 
 
 def copy_database(source_url, target, metadata):
-    """The source's rows in fresh tables of the target (ids from 1 again). Three times cheaper than the step's own
-    init-db on the server, per test: the step's tables (metadata) are the one thing taken from inside it."""
+    """The source's rows in fresh tables of the target (ids from 1 again): a third of init-db's cost on a server."""
     source = create_engine(source_url)
     try:
         metadata.drop_all(target)
@@ -311,8 +303,7 @@ def auth(app):  # headers that let a request through /users: a Bearer token from
 
 @pytest.fixture
 def serve(step, database_uri):
-    """serve(config=None, env=None): the step's app as `flask run` builds it (build_app) on this test's database, over
-    real HTTP from a thread of this process (AppServer), its password hashes cheap as here."""
+    """serve(config=None, env=None): the step's app as `flask run` builds it, on this test's database, from a thread."""
     servers = []
 
     def start(config=None, env=None):
@@ -326,10 +317,7 @@ def serve(step, database_uri):
 
 @pytest.fixture
 def get_with_error():
-    """(app, path, headers) -> (status, JSON body, the exception the app reported or None): a 500 proves nothing by
-    itself, it must come from the token, not from, say, get_jwt_identity() in an unprotected view."""
-    from flask import got_request_exception
-
+    """(app, path, headers) -> (status, JSON body, the exception the app reported): a 500 must come from the token."""
     def get(app, path, headers):
         raised = []
         with got_request_exception.connected_to(lambda sender, exception, **extra: raised.append(exception), app):
@@ -342,13 +330,10 @@ def get_with_error():
 # Tokens: as the app signs them, and as an attacker forges them --------------------------------------------------
 
 def key_of(folder, kid):  # step09 on: the private key `kid` in a KEYS_DIR (one PEM file per kid, as rotate-keys writes)
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
+    return load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
 
 
-def signing_key(app):
-    """(key, algorithm, headers) the app signs with: JWT_SECRET_KEY and HS256, or (step09 on) its kid's key, EdDSA."""
+def signing_key(app):  # (key, algorithm, headers) the app signs with: its secret and HS256, or its kid's key (09 on)
     with app.app_context():
         kid = jwt.get_unverified_header(create_access_token(identity=ADMIN["username"])).get("kid")
     if kid is None:
@@ -357,11 +342,7 @@ def signing_key(app):
 
 
 def another_key(app):  # a key of the app's own kind that the app does not have
-    if app.config["JWT_ALGORITHM"] == "EdDSA":
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-        return Ed25519PrivateKey.generate()
-    return "another-key-" * 4
+    return Ed25519PrivateKey.generate() if app.config["JWT_ALGORITHM"] == "EdDSA" else "another-key-" * 4
 
 
 def sign_as(app, claims, key=None, algorithm=None):
@@ -378,7 +359,7 @@ def resign(token, claims, secret):
     return jwt.encode(claims, key_of(os.environ["KEYS_DIR"], kid), algorithm="EdDSA", headers={"kid": kid})
 
 
-def forged_tokens(app):  # every kind of token an attacker can send; the first is valid, the last's user to be deleted
+def forged_tokens(app):  # every kind of token an attacker can send; the first is valid
     key, algorithm, _ = signing_key(app)  # JWT_SECRET_KEY and HS256; from step09 on, a private key and EdDSA
     with app.app_context():
         valid = create_access_token(identity=ADMIN["username"])
@@ -386,7 +367,6 @@ def forged_tokens(app):  # every kind of token an attacker can send; the first i
         tokens = [valid, create_refresh_token(identity=ADMIN["username"]),
                   create_access_token(identity=ADMIN["username"], expires_delta=timedelta(seconds=-1)),
                   create_access_token(identity="inactive@gmail.com"), create_access_token(identity="nobody@gmail.com")]
-        ghost = create_access_token(identity="ghost@gmail.com")  # its user is deleted once this token exists
     now = int(datetime.now(timezone.utc).timestamp())
     return tokens + [
         sign_as(app, claims, another_key(app)),
@@ -404,7 +384,7 @@ def forged_tokens(app):  # every kind of token an attacker can send; the first i
         "!!!." + valid.split(".", 1)[1],  # header not base64
         "eyJub3QiOiAianNvbiJ9Cg." + valid.split(".", 1)[1],  # header base64 but not a JWT header
         "bm90IGpzb24." + valid.split(".", 1)[1],  # header not JSON
-        "undefined", "null", "", "a.b.c", "...", ghost,
+        "undefined", "null", "", "a.b.c", "...",
     ]
 
 
@@ -412,19 +392,14 @@ def forged_tokens(app):  # every kind of token an attacker can send; the first i
 
 def run(examples):
     """Hypothesis' settings for a generated test of `examples` requests; a learner's run sends a quarter of them."""
-    from hypothesis import HealthCheck, settings
-
-    from needs import STRICT
-
+    from needs import STRICT  # the plugin's, set by now
     return settings(max_examples=examples if STRICT else examples // 4, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @functools.cache
 def bad_input():
-    """What a client can put in a request, as hypothesis strategies (imported here, not by every test module)."""
-    from hypothesis import strategies as st
-
+    """What a client can put in a request, as hypothesis strategies."""
     nasty = st.sampled_from([
         "", " ", "\x00", "a\x00b", "\ud800", "x\udfffy", "😀", "\u202e", "\n", "\r\n", "\\", "%s", "{}", "'", '"',
         "' OR '1'='1", "admin@gmail.com' --", "'; DROP TABLE user; --", "admin@gmail.com\x00", " admin@gmail.com",
@@ -435,7 +410,7 @@ def bad_input():
     json_values = st.recursive(
         scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4), max_leaves=12)
     login_objects = st.builds(lambda fields, extra: {**extra, **fields}, st.fixed_dictionaries({}, optional={
-        "username": st.sampled_from([ADMIN["username"], "inactive@gmail.com", "ghost@gmail.com"]) | nasty | text
+        "username": st.sampled_from([ADMIN["username"], "inactive@gmail.com", "nobody@gmail.com"]) | nasty | text
         | json_values,
         "password": st.sampled_from([ADMIN["password"], "654321"]) | nasty | text | json_values,
     }), st.dictionaries(text, json_values, max_size=3))

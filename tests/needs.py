@@ -1,7 +1,5 @@
-"""What a test needs beyond Python and uv: `@pytest.mark.needs("redis")` on a test, a case or a module (pytestmark).
-Missing on a learner's machine: skipped, and the run ends with one line per missing thing: how many tests it held back
-(counted from pytest's own reports, xdist's too), how to get it. Under CI=true, --require-all or TUTORIAL_REQUIRE_ALL=1:
-failed. A fixture that needs the thing itself asks found("chromium").
+"""What a test needs beyond Python and uv: `@pytest.mark.needs("redis")`, or found("redis") in a fixture. Missing:
+skipped, one reason per thing (pytest's -rs ends with a line for each, counted); failed under CI=true or --require-all.
 """
 import importlib.util
 import os
@@ -20,22 +18,17 @@ class Missing(Exception):  # what is not there, in a few words (`TEST_REDIS_URL 
     pass
 
 
-def program(*names, variable=None):
-    """The program $variable names, else the first of `names` on PATH."""
-    if variable and os.environ.get(variable):
-        return require(shutil.which(os.environ[variable]), f"{variable}={os.environ[variable]} is not a program")
-    return require(next(filter(None, map(shutil.which, names)), None),
-                   f"no {' or '.join(names)} on PATH" + (f" and {variable} is not set" if variable else ""))
-
-
 def require(found, why):  # what was found, if anything: else Missing(why)
     if not found:
         raise Missing(why)
     return found
 
 
-def setting(name):
-    return require(os.environ.get(name), f"{name} is not set")
+def program(*names, variable=None):  # the program $variable names, else the first of `names` on PATH
+    if variable and os.environ.get(variable):
+        return require(shutil.which(os.environ[variable]), f"{variable}={os.environ[variable]} is not a program")
+    return require(next(filter(None, map(shutil.which, names)), None),
+                   f"no {' or '.join(names)} on PATH" + (f" and {variable} is not set" if variable else ""))
 
 
 def node_package(path):  # Node.js, with this package of `npm ci` in node_modules/
@@ -44,25 +37,20 @@ def node_package(path):  # Node.js, with this package of `npm ci` in node_module
 
 
 def bash_and_curl():
-    bash = program("bash")
-    # WSL's bash.exe (in System32) runs in another system, not this one
+    bash = program("bash")  # not WSL's bash.exe (in System32): it runs in another system, not this one
     require(os.name != "nt" or "system32" not in bash.lower(), "only WSL's bash.exe on PATH, not Git Bash")
     return bash, program("curl")
 
 
-def chromium():
-    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
-    return program(*names, variable="CHROMIUM")
-
-
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 NEEDS = {  # name: (what it is, how to get it, finder: what it found, or raises Missing)
     "redis": ("Redis", "start Redis and set TEST_REDIS_URL=redis://127.0.0.1:6379/0 (tests use keys of their own)",
-              lambda: setting("TEST_REDIS_URL")),
+              lambda: require(os.environ.get("TEST_REDIS_URL"), "TEST_REDIS_URL is not set")),
     "database servers": (
         "MariaDB/MySQL and PostgreSQL",
         'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ '
         'postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
-        lambda: setting("TEST_DATABASE_URLS")),
+        lambda: require(os.environ.get("TEST_DATABASE_URLS"), "TEST_DATABASE_URLS is not set")),
     "gunicorn": ("gunicorn", "Linux or macOS (uv sync installs it there)",
                  lambda: require(sys.platform != "win32" and importlib.util.find_spec("gunicorn"),
                                  "gunicorn does not run on Windows, or is not installed")),
@@ -70,10 +58,10 @@ NEEDS = {  # name: (what it is, how to get it, finder: what it found, or raises 
                lambda: node_package(".bin/newman.cmd" if os.name == "nt" else ".bin/newman")),  # npm's shim on Windows
     "chromium": ("Chromium and chromedriver",
                  "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER to the programs",
-                 lambda: (chromium(), program("chromedriver", variable="CHROMEDRIVER"))),
+                 lambda: (program(*CHROMIUM, variable="CHROMIUM"), program("chromedriver", variable="CHROMEDRIVER"))),
     "mermaid": ("Node.js, mermaid-cli and Chromium",
                 "Node.js 18 or newer, `npm ci` (mermaid-cli), and Chromium (apt-get install chromium, or set CHROMIUM)",
-                lambda: (node_package("@mermaid-js/mermaid-cli"), chromium())),
+                lambda: (node_package("@mermaid-js/mermaid-cli"), program(*CHROMIUM, variable="CHROMIUM"))),
     "bash": ("bash and curl", "Linux or macOS; on Windows, Git Bash (its bash and curl on PATH)", bash_and_curl),
 }
 
@@ -90,24 +78,14 @@ def available(name):
     return look(name)[1] is None
 
 
-def found(name):
-    """What the need found (a URL, paths); the test is skipped, or failed in strict mode, if it is missing."""
+def found(name):  # what the need found (a URL, paths); if it is missing, the test is skipped (failed if strict)
     value, why = look(name)
     if why:
-        message = f"needs {NEEDS[name][0]}: {why}; {NEEDS[name][1]}"  # the summary finds "needs {what}: " in reports
+        message = f"needs {NEEDS[name][0]}: {why}; to run these tests: {NEEDS[name][1]}"
         if STRICT:
             pytest.fail(f"{message} (a missing requirement fails here: {STRICT})", pytrace=False)
-        pytest.skip(message)
+        pytest.skip(f"{message} (under CI=true or --require-all: a failure)")
     return value
-
-
-def strict(config):
-    """Why a missing need fails here ("--require-all", "CI=true", ...), or "" (it is skipped)."""
-    if config.getoption("require_all"):
-        return "--require-all"
-    if os.environ.get("TUTORIAL_REQUIRE_ALL"):
-        return "TUTORIAL_REQUIRE_ALL=1"
-    return f"CI={os.environ['CI']}" if os.environ.get("CI", "").lower() in ("true", "1", "yes") else ""
 
 
 def pytest_addoption(parser):
@@ -117,7 +95,13 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     global STRICT
-    STRICT = strict(config)
+    STRICT = ""  # a new session in the same process (tutorial check's) starts afresh
+    if config.getoption("require_all"):
+        STRICT = "--require-all"
+    elif os.environ.get("TUTORIAL_REQUIRE_ALL"):
+        STRICT = "TUTORIAL_REQUIRE_ALL=1"
+    elif os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        STRICT = f"CI={os.environ['CI']}"
     config.addinivalue_line("markers", "needs(*names): what the test needs beyond Python and uv: " + ", ".join(NEEDS))
 
 
@@ -127,20 +111,3 @@ def pytest_runtest_setup(item):
         if name not in NEEDS:
             pytest.fail(f"@pytest.mark.needs({name!r}): unknown; known: {', '.join(NEEDS)}", pytrace=False)
         found(name)
-
-
-def pytest_terminal_summary(terminalreporter):
-    # A skip's (path, line, reason) or a strict run's setup error, from this process or an xdist worker.
-    reports = terminalreporter.stats.get("skipped", []) + terminalreporter.stats.get("error", [])
-    counts = {name: sum(report.when == "setup" and f"needs {what}: " in str(report.longrepr) for report in reports)
-              for name, (what, _, _) in NEEDS.items()}
-    if not any(counts.values()):
-        return
-    terminalreporter.section("missing requirements", sep="-", yellow=True, bold=True)
-    for name, count in counts.items():
-        what, how, _ = NEEDS[name]
-        if count:
-            terminalreporter.write_line(f"{what}: {count} test{'s' * (count != 1)} {'failed' if STRICT else 'skipped'} "
-                                        f"({look(name)[1] or 'missing on a worker'}); to run them: {how}")
-    if not STRICT:
-        terminalreporter.write_line("(under CI=true, --require-all or TUTORIAL_REQUIRE_ALL=1 these fail instead)")
