@@ -281,10 +281,26 @@ HUNG_RESCUE = 6  # libpq connects for 2 s at least; PyMySQL's read times out (1 
 LOCKED_RESCUE = 3  # PyMySQL's read timeout, PostgreSQL's statement_timeout: 1 s
 
 
+def assert_a_database_gone_answers_503(make_app, database_uri, auth):
+    """At once, before a test waits for a timeout: a copy without the step's 503 fails here, not after the rescue."""
+    url = make_url(database_uri)
+    proxy = TcpProxy(url.host, url.port)
+    proxy.cut()
+    try:
+        gone = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        response = make_app(**PRODUCTION, SQLALCHEMY_DATABASE_URI=gone).test_client().get("/users", headers=auth)
+        assert (response.status_code, response.get_json()) == UNAVAILABLE
+    finally:
+        proxy.close()
+
+
+# Seconds of waiting each, for the same code in every later step (models.py): on the first and last step only.
 @pytest.mark.since("step04_errors")
-@pytest.mark.databases(servers_only=True, later_steps_on_one=True)
+@pytest.mark.ends_only
+@pytest.mark.databases(servers_only=True)
 def test_a_database_that_stops_answering_answers_503_by_itself(make_app, database, database_uri, auth):
     """Without timeouts, PyMySQL and psycopg wait for the first byte forever (a worker killed by gunicorn)."""
+    assert_a_database_gone_answers_503(make_app, database_uri, auth)
     url = make_url(database_uri)
     proxy = TcpProxy(url.host, url.port)
     through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
@@ -317,9 +333,11 @@ LOCKS = {  # another connection holds the user table, e.g. a long migration
 
 
 @pytest.mark.since("step04_errors")
-@pytest.mark.databases(servers_only=True, later_steps_on_one=True)  # SQLite's driver waits 5 s anyway, by default
+@pytest.mark.ends_only
+@pytest.mark.databases(servers_only=True)  # SQLite's driver waits 5 s anyway, by default
 def test_a_table_locked_too_long_answers_503(make_app, database, database_uri, auth):
     """PyMySQL's read timeout, PostgreSQL's statement_timeout: each ends the wait (both wait forever by default)."""
+    assert_a_database_gone_answers_503(make_app, database_uri, auth)
     client = make_app(**PRODUCTION, **SHORT).test_client()
     engine = create_engine(database_uri)
     holder = engine.raw_connection()
