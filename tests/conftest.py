@@ -1,6 +1,7 @@
 """Flask's app, client and runner fixtures for the step a test file is named after (CONTRIBUTING.md, "How the suite is
 built"): a step used through create_app, its CLI and HTTP; from inside, only its password hashing and its tables.
 """
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -48,17 +49,6 @@ DATABASES = ["sqlite"] + ([make_url(url).get_backend_name() for url in SERVER_UR
 
 def pytest_addoption(parser):
     parser.addoption("--all-steps", action="store_true", help="run every step's copy of every carried-forward check")
-
-
-def pytest_configure(config):
-    for line in ("since(first, until=None): check this step and the later ones",
-                 "ends_only: a carried-forward check that starts a process: on its first and last step only",
-                 "databases(servers_only=False, later_steps_on_one=False): run on every configured database",
-                 "finished_step_for_learners: a learner's run keeps the finished step's case, CI runs every one",
-                 "real_password_hashes: the step's own password hash method (not FAST_HASH)",
-                 "schedule_first: a test of several seconds, handed out before the quick ones",
-                 "already_holds: a test the step introduces for a behaviour its start copy already has"):
-        config.addinivalue_line("markers", line)
 
 
 def pytest_report_header(config):
@@ -116,15 +106,12 @@ def clean_environment(tmp_path_factory, pytestconfig):
     with pytest.MonkeyPatch.context() as mp:
         for name in CONFIG_VARIABLES:
             mp.delenv(name, raising=False)
-        mp.setenv("KEYS_DIR", str(signing_keys(tmp_path_factory.mktemp("keys"), max(checked) if checked else None)))
+        keys = tmp_path_factory.mktemp("keys")
+        for name in reversed([step for step in STEPS if not checked or step <= max(checked)]):  # the newest that can
+            if flask_command(import_step(name), config_for("sqlite://", KEYS_DIR=str(keys)), "rotate-keys"):  # 09 on
+                break
+        mp.setenv("KEYS_DIR", str(keys))
         yield
-
-
-def signing_keys(folder, last=None):  # a folder with a key made by the newest step's (to `last`) rotate-keys (09 on)
-    for name in reversed([step for step in STEPS if last is None or step <= last]):
-        if flask_command(import_step(name), config_for("sqlite://", KEYS_DIR=str(folder)), "rotate-keys"):
-            break
-    return folder
 
 
 def flask_command(package, config, command):  # the step's own `flask COMMAND`; False if the step has none
@@ -267,15 +254,13 @@ def copy_database(source_url, target, metadata):
 
 @pytest.fixture
 def make_app(step_package, database_uri):  # make_app(**config): the step's app on this test's database
-    apps = []
+    with contextlib.ExitStack() as made:
+        def make(**overrides):
+            app = step_package.create_app(config_for(database_uri, **overrides))
+            made.callback(release, app)
+            return app
 
-    def make(**overrides):
-        apps.append(step_package.create_app(config_for(database_uri, **overrides)))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        release(app)
+        yield make
 
 
 @pytest.fixture
@@ -304,15 +289,11 @@ def auth(app):  # headers that let a request through /users: a Bearer token from
 @pytest.fixture
 def serve(step, database_uri):
     """serve(config=None, env=None): the step's app as `flask run` builds it, on this test's database, from a thread."""
-    servers = []
+    with contextlib.ExitStack() as servers:
+        def start(config=None, env=None):
+            return servers.enter_context(AppServer(build_app(step, database_uri, config=config, env=env)))
 
-    def start(config=None, env=None):
-        servers.append(AppServer(build_app(step, database_uri, config=config, env=env)))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
+        yield start
 
 
 @pytest.fixture

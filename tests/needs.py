@@ -74,10 +74,6 @@ def look(name):  # (what was found, None) or (None, why it is missing)
         return None, str(missing)
 
 
-def available(name):
-    return look(name)[1] is None
-
-
 def found(name):  # what the need found (a URL, paths); if it is missing, the test is skipped (failed if strict)
     value, why = look(name)
     if why:

@@ -4,25 +4,23 @@ from another) are served from threads of this process. To replace frontend/scree
 
     UPDATE_SCREENSHOT=1 uv run pytest tests/test_browser.py -k log_in
 """
+import contextlib
 import json
 import os
 import secrets
 import shutil
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import jwt
 import pytest
-from flask import Flask
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.shared_data import SharedDataMiddleware
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 import needs
 from conftest import resign
-from tutorial.live import build_app, release
+from tutorial.live import AppServer, build_app
 
 FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
 FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); the cookie tests follow below
@@ -33,29 +31,17 @@ JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser"), pytest.mark.ends_only]
 
 
-class Logged(WSGIRequestHandler):
-    def log_request(self, code="-", size="-"):  # the server's log, for the tests: [("GET /users", 200), ...]
-        self.server.requests.append((f"{self.command} {self.path}", int(code)))
-
-
 @pytest.fixture(scope="module")
 def servers():
-    """get(name, make_app, port=0) -> a WSGI app served from a thread, started once a module."""
+    """get(name, make_app, port=0) -> a WSGI app served from a thread (its log: .requests), started once a module."""
     started = {}
+    with contextlib.ExitStack() as servers:
+        def get(name, make_app, port=0):
+            if name not in started:
+                started[name] = servers.enter_context(AppServer(make_app(), port))
+            return started[name]
 
-    def get(name, make_app, port=0):
-        if name not in started:
-            server = started[name] = make_server("127.0.0.1", port, make_app(), threaded=True, request_handler=Logged)
-            server.requests, server.url = [], f"http://127.0.0.1:{server.server_port}"
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return started[name]
-
-    yield get
-    for server in started.values():
-        server.shutdown()
-        server.server_close()
-        if isinstance(server.app, Flask):
-            release(server.app)
+        yield get
 
 
 @pytest.fixture(scope="module")
@@ -228,8 +214,6 @@ def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, si
 
 
 # Step 07's cookies ---------------------------------------------------------------------------------------
-
-
 def browser_cookies(driver):
     """Every cookie the browser holds, HttpOnly ones included (what the DevTools show): {(name, path): cookie}."""
     return {(c["name"], c["path"]): c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]}
@@ -293,7 +277,6 @@ def test_a_cookie_session_from_login_to_logout(browser, site):
 
 
 # The attack -------------------------------------------------------------------------------------------
-
 # Another site with CSRF protection on is no case of its own: SameSite stops it before any CSRF check (the last case).
 ATTACKS = {  # id: (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
     "same-site-CSRF-check-stops-it": ("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}),
@@ -311,7 +294,7 @@ def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, host, pro
         if attack == "form" or succeeded:  # a successful attack logged the visitor out
             log_in_with_cookies(browser, s)
         s.api.requests.clear()
-        browser.get(f"http://{host}:{s.hostile.server_port}/hostile.html?api={s.api.url}&attack={attack}")
+        browser.get(f"http://{host}:{s.hostile.port}/hostile.html?api={s.api.url}&attack={attack}")
         if attack == "form":  # the tab has navigated to the API's answer
             wait_for(browser, lambda: browser.current_url.startswith(s.api.url), "the form's POST")
             assert json.loads(browser.find_element("tag name", "body").text) == form_answer
