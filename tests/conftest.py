@@ -1,6 +1,5 @@
 """Flask's app, client and runner fixtures for the step a test file is named after (CONTRIBUTING.md, "How the suite is
-built"): a step used through create_app, its CLI and HTTP; from inside, only its password hashing and its tables.
-"""
+built"): a step used through create_app, its CLI and HTTP; from inside, only its password hashing and its tables."""
 import contextlib
 import functools
 import importlib
@@ -106,12 +105,15 @@ def clean_environment(tmp_path_factory, pytestconfig):
     with pytest.MonkeyPatch.context() as mp:
         for name in CONFIG_VARIABLES:
             mp.delenv(name, raising=False)
-        keys = tmp_path_factory.mktemp("keys")
-        for name in reversed([step for step in STEPS if not checked or step <= max(checked)]):  # the newest that can
-            if flask_command(import_step(name), config_for("sqlite://", KEYS_DIR=str(keys)), "rotate-keys"):  # 09 on
-                break
-        mp.setenv("KEYS_DIR", str(keys))
+        mp.setenv("KEYS_DIR", str(signing_keys(tmp_path_factory.mktemp("keys"), max(checked) if checked else None)))
         yield
+
+
+def signing_keys(folder, last=None):  # a folder with a key made by the newest step's (to `last`) rotate-keys (09 on)
+    for name in reversed([step for step in STEPS if last is None or step <= last]):
+        if flask_command(import_step(name), config_for("sqlite://", KEYS_DIR=str(folder)), "rotate-keys"):
+            break
+    return folder
 
 
 def flask_command(package, config, command):  # the step's own `flask COMMAND`; False if the step has none
@@ -177,7 +179,6 @@ def config_for(database_uri, **overrides):
 @pytest.fixture(scope="session")
 def seeded_db_file(tmp_path_factory):
     """get(package, real_hashes=False): a SQLite file made by the step's init-db, to copy (FAST_HASH or real hashes)."""
-
     @functools.cache
     def get(package, real_hashes=False):
         db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
@@ -196,8 +197,7 @@ def execute(server_url, statement):
 
 @pytest.fixture(scope="session")
 def server_databases():
-    """({backend: URL}, {backend: engine}): a database per server, named by chance, dropped at the end; engines kept (a
-    new connection's handshake was most of a copy's cost), waiting for no lock forever."""
+    """({backend: URL}, {backend: engine}): a database per server, named by chance, dropped at the end."""
     made, engines = {}, {}
     try:
         for url in map(make_url, SERVER_URLS):
@@ -208,6 +208,7 @@ def server_databases():
             else:
                 execute(url, f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
             made[backend] = url.set(database=name).render_as_string(hide_password=False)
+            # kept: a new connection's handshake was most of a copy's cost; waiting for no lock forever
             engines[backend] = create_engine(made[backend], pool_size=1, pool_pre_ping=True, connect_args={
                 "mysql": {"init_command": "SET SESSION lock_wait_timeout = 10"},
                 "postgresql": {"options": "-c lock_timeout=10000"}}[backend])
@@ -309,17 +310,13 @@ def get_with_error():
 
 
 # Tokens: as the app signs them, and as an attacker forges them --------------------------------------------------
-
-def key_of(folder, kid):  # step09 on: the private key `kid` in a KEYS_DIR (one PEM file per kid, as rotate-keys writes)
-    return load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
-
-
 def signing_key(app):  # (key, algorithm, headers) the app signs with: its secret and HS256, or its kid's key (09 on)
     with app.app_context():
         kid = jwt.get_unverified_header(create_access_token(identity=ADMIN["username"])).get("kid")
     if kid is None:
         return app.config["JWT_SECRET_KEY"], "HS256", {}
-    return key_of(app.config["KEYS_DIR"], kid), app.config["JWT_ALGORITHM"], {"kid": kid}
+    key = load_pem_private_key((Path(app.config["KEYS_DIR"]) / f"{kid}.pem").read_bytes(), None)  # as rotate-keys wrote
+    return key, app.config["JWT_ALGORITHM"], {"kid": kid}
 
 
 def another_key(app):  # a key of the app's own kind that the app does not have
@@ -330,14 +327,6 @@ def sign_as(app, claims, key=None, algorithm=None):
     """A token with these claims, signed as the app signs them (or with this key, or this algorithm)."""
     own_key, own_algorithm, headers = signing_key(app)
     return jwt.encode(claims, own_key if key is None else key, algorithm=algorithm or own_algorithm, headers=headers)
-
-
-def resign(token, claims, secret):
-    """`token`'s claims replaced, signed as its server did: HS256 with `secret`, or its kid's key (step09 on)."""
-    kid = jwt.get_unverified_header(token).get("kid")
-    if kid is None:
-        return jwt.encode(claims, secret, algorithm="HS256")
-    return jwt.encode(claims, key_of(os.environ["KEYS_DIR"], kid), algorithm="EdDSA", headers={"kid": kid})
 
 
 def forged_tokens(app):  # every kind of token an attacker can send; the first is valid
@@ -370,7 +359,6 @@ def forged_tokens(app):  # every kind of token an attacker can send; the first i
 
 
 # Generated bad input (tests/test_bad_input.py, test_step06_revoke.py) ---------------------------------------------
-
 def run(examples):
     """Hypothesis' settings for a generated test of `examples` requests; a learner's run sends a quarter of them."""
     from needs import STRICT  # the plugin's, set by now

@@ -19,13 +19,13 @@ from werkzeug.exceptions import NotFound
 from werkzeug.middleware.shared_data import SharedDataMiddleware
 
 import needs
-from conftest import resign
+from conftest import sign_as
 from tutorial.live import AppServer, build_app
 
 FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
 FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); the cookie tests follow below
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
-KEY = secrets.token_hex(32)  # the API signs with it (step09 on: the KEYS_DIR): a test can make an expired token
+KEY = secrets.token_hex(32)  # the API's JWT_SECRET_KEY (step09 on, it signs with the KEYS_DIR's key)
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
 # One Chromium for the module, so one xdist worker (--dist loadgroup); carried forward to the finished step only.
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser"), pytest.mark.ends_only]
@@ -56,8 +56,7 @@ def browser(tmp_path_factory):  # one Chromium for the module; each test starts 
     # SameSite and CORS are the browser's network service's, the same either way (--disable-site-isolation-trials).
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-sync", "--disable-background-networking", "--disable-component-update",
-                     "--disable-site-isolation-trials",
-                     "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+                     "--disable-site-isolation-trials", "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
     driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
@@ -140,8 +139,8 @@ def log_in(driver, s, origin=None, mode=""):
     driver.find_element("id", "login-button").click()
 
 
-def with_exp(token, exp):  # the token's claims with this exp, signed as the server signs (KEY)
-    return resign(token, {**jwt.decode(token, options={"verify_signature": False}), "exp": exp}, KEY)
+def with_exp(s, token, exp):  # the token's claims with this exp, signed as the API signs
+    return sign_as(s.api.app, {**jwt.decode(token, options={"verify_signature": False}), "exp": exp})
 
 
 def logouts(s):
@@ -181,9 +180,9 @@ def test_log_in_see_the_users_and_log_out(browser, site, tmp_path):
 def test_an_expired_token_gets_the_articles_message(browser, site, tmp_path):
     # Not a short-lived token waited out: a loaded machine could let it lapse before the first GET /users. The
     # stored token is swapped for the same claims, expired, and the page shows it as it shows a token after a login.
-    log_in(browser, site())
+    log_in(browser, s := site())
     see_users(browser)
-    expired = with_exp(session_storage(browser, "token"), int(time.time()) - 60)
+    expired = with_exp(s, session_storage(browser, "token"), int(time.time()) - 60)
     browser.execute_script("sessionStorage.setItem('token', arguments[0]); showSession()", expired)
     wait_for(browser, lambda: text(browser, "countdown").startswith("expired"), "the countdown", timeout=5)
 
@@ -219,16 +218,11 @@ def browser_cookies(driver):
     return {(c["name"], c["path"]): c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]}
 
 
-def log_in_with_cookies(driver, s):
-    log_in(driver, s, mode="&mode=cookies")
-    see_users(driver)
-
-
 def swap_access_cookie(driver, s, exp):
     """The access cookie replaced by one with the same claims but this exp."""
     cookie = browser_cookies(driver)[("access_token_cookie", "/")]
     kept = {k: cookie[k] for k in ("name", "path", "httpOnly", "sameSite")}
-    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": with_exp(cookie["value"], exp)})
+    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": with_exp(s, cookie["value"], exp)})
     return browser_cookies(driver)[("access_token_cookie", "/")]["value"]
 
 
@@ -236,7 +230,8 @@ def swap_access_cookie(driver, s, exp):
 def test_a_cookie_session_from_login_to_logout(browser, site):
     # No script sees the JWT; the access cookie is renewed implicitly and, expired, through /refresh; one login (costly)
     s = site()
-    log_in_with_cookies(browser, s)
+    log_in(browser, s, mode="&mode=cookies")
+    see_users(browser)
     assert text(browser, "identity") == "admin@gmail.com"
     held = browser_cookies(browser)
     assert {name for name, _ in held} == JWT_COOKIES | {"csrf_access_token", "csrf_refresh_token"}
@@ -292,7 +287,8 @@ def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, host, pro
     succeeded = form_answer["code"] == 200
     for attack in ("form", "fetch"):  # an auto-submitted form, then a no-cors fetch
         if attack == "form" or succeeded:  # a successful attack logged the visitor out
-            log_in_with_cookies(browser, s)
+            log_in(browser, s, mode="&mode=cookies")
+            see_users(browser)
         s.api.requests.clear()
         browser.get(f"http://{host}:{s.hostile.port}/hostile.html?api={s.api.url}&attack={attack}")
         if attack == "form":  # the tab has navigated to the API's answer

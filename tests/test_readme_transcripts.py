@@ -43,8 +43,6 @@ def test_every_step_readme_says_how_to_run_it_and_runs_every_curl_line(readme):
 
 
 # The checker itself --------------------------------------------------------------------------------------
-
-
 @pytest.mark.needs("bash")
 def test_a_readme_out_of_step_with_its_code_fails_and_update_rewrites_it(tmp_path):
     original = (ROOT / "step01_basic" / "README.md").read_text(encoding="utf-8")

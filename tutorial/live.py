@@ -1,6 +1,5 @@
 """Serve or run a step for the tests and the notebooks, on the database the caller names (a SQLite file, a URL, or
-None: the step's own), without the learner's settings unless passed in `env`. Why in process or not: CONTRIBUTING.md.
-"""
+None: the step's own), without the learner's settings unless passed in `env`. In process or not: CONTRIBUTING.md."""
 import ast
 import base64
 import contextlib
