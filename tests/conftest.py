@@ -27,11 +27,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tutorial.live import CONFIG_VARIABLES, AppServer, build_app, release
-from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
+from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step, reference_steps  # ROOT: for the step tests
 
 pytest_plugins = ["needs"]
 
-ROOT = Path(__file__).resolve().parents[1]
 STEPS = reference_steps()
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}  # the article's user, made by init-db
 TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"

@@ -10,7 +10,6 @@ import os
 import secrets
 import shutil
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import jwt
@@ -21,8 +20,9 @@ from werkzeug.middleware.shared_data import SharedDataMiddleware
 import needs
 from conftest import sign_as
 from tutorial.live import AppServer, build_app
+from tutorial.steps import ROOT
 
-FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
+FRONTEND = ROOT / "frontend"
 FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); the cookie tests follow below
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
 KEY = secrets.token_hex(32)  # the API's JWT_SECRET_KEY (step09 on, it signs with the KEYS_DIR's key)
