@@ -1,6 +1,6 @@
 """Flask's app, client and runner fixtures for the step a test file is named after (CONTRIBUTING.md, "How the suite is
-built"): a step used through create_app, its CLI and HTTP; from inside, only its password hashing and its tables.
-"""
+built"): a step used through create_app, its CLI and HTTP; from inside, only its password hashing and its tables."""
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -27,11 +27,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tutorial.live import CONFIG_VARIABLES, AppServer, build_app, release
-from tutorial.steps import STEPS_DIR_VARIABLE, import_step, reference_steps
+from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step, reference_steps  # ROOT: for the step tests
 
 pytest_plugins = ["needs"]
 
-ROOT = Path(__file__).resolve().parents[1]
 STEPS = reference_steps()
 ADMIN = {"username": "admin@gmail.com", "password": "123456"}  # the article's user, made by init-db
 TEST_SECRET = "a-test-only-secret-that-is-32-bytes-or-longer"
@@ -48,17 +47,6 @@ DATABASES = ["sqlite"] + ([make_url(url).get_backend_name() for url in SERVER_UR
 
 def pytest_addoption(parser):
     parser.addoption("--all-steps", action="store_true", help="run every step's copy of every carried-forward check")
-
-
-def pytest_configure(config):
-    for line in ("since(first, until=None): check this step and the later ones",
-                 "ends_only: a carried-forward check that starts a process: on its first and last step only",
-                 "databases(servers_only=False, later_steps_on_one=False): run on every configured database",
-                 "finished_step_for_learners: a learner's run keeps the finished step's case, CI runs every one",
-                 "real_password_hashes: the step's own password hash method (not FAST_HASH)",
-                 "schedule_first: a test of several seconds, handed out before the quick ones",
-                 "already_holds: a test the step introduces for a behaviour its start copy already has"):
-        config.addinivalue_line("markers", line)
 
 
 def pytest_report_header(config):
@@ -190,7 +178,6 @@ def config_for(database_uri, **overrides):
 @pytest.fixture(scope="session")
 def seeded_db_file(tmp_path_factory):
     """get(package, real_hashes=False): a SQLite file made by the step's init-db, to copy (FAST_HASH or real hashes)."""
-
     @functools.cache
     def get(package, real_hashes=False):
         db_file = tmp_path_factory.mktemp(package.__name__) / "seed.sqlite"
@@ -209,8 +196,7 @@ def execute(server_url, statement):
 
 @pytest.fixture(scope="session")
 def server_databases():
-    """({backend: URL}, {backend: engine}): a database per server, named by chance, dropped at the end; engines kept (a
-    new connection's handshake was most of a copy's cost), waiting for no lock forever."""
+    """({backend: URL}, {backend: engine}): a database per server, named by chance, dropped at the end."""
     made, engines = {}, {}
     try:
         for url in map(make_url, SERVER_URLS):
@@ -221,6 +207,7 @@ def server_databases():
             else:
                 execute(url, f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
             made[backend] = url.set(database=name).render_as_string(hide_password=False)
+            # kept: a new connection's handshake was most of a copy's cost; waiting for no lock forever
             engines[backend] = create_engine(made[backend], pool_size=1, pool_pre_ping=True, connect_args={
                 "mysql": {"init_command": "SET SESSION lock_wait_timeout = 10"},
                 "postgresql": {"options": "-c lock_timeout=10000"}}[backend])
@@ -267,15 +254,13 @@ def copy_database(source_url, target, metadata):
 
 @pytest.fixture
 def make_app(step_package, database_uri):  # make_app(**config): the step's app on this test's database
-    apps = []
+    with contextlib.ExitStack() as made:
+        def make(**overrides):
+            app = step_package.create_app(config_for(database_uri, **overrides))
+            made.callback(release, app)
+            return app
 
-    def make(**overrides):
-        apps.append(step_package.create_app(config_for(database_uri, **overrides)))
-        return apps[-1]
-
-    yield make
-    for app in apps:
-        release(app)
+        yield make
 
 
 @pytest.fixture
@@ -304,15 +289,11 @@ def auth(app):  # headers that let a request through /users: a Bearer token from
 @pytest.fixture
 def serve(step, database_uri):
     """serve(config=None, env=None): the step's app as `flask run` builds it, on this test's database, from a thread."""
-    servers = []
+    with contextlib.ExitStack() as servers:
+        def start(config=None, env=None):
+            return servers.enter_context(AppServer(build_app(step, database_uri, config=config, env=env)))
 
-    def start(config=None, env=None):
-        servers.append(AppServer(build_app(step, database_uri, config=config, env=env)))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
+        yield start
 
 
 @pytest.fixture
@@ -328,17 +309,13 @@ def get_with_error():
 
 
 # Tokens: as the app signs them, and as an attacker forges them --------------------------------------------------
-
-def key_of(folder, kid):  # step09 on: the private key `kid` in a KEYS_DIR (one PEM file per kid, as rotate-keys writes)
-    return load_pem_private_key((Path(folder) / f"{kid}.pem").read_bytes(), None)
-
-
 def signing_key(app):  # (key, algorithm, headers) the app signs with: its secret and HS256, or its kid's key (09 on)
     with app.app_context():
         kid = jwt.get_unverified_header(create_access_token(identity=ADMIN["username"])).get("kid")
     if kid is None:
         return app.config["JWT_SECRET_KEY"], "HS256", {}
-    return key_of(app.config["KEYS_DIR"], kid), app.config["JWT_ALGORITHM"], {"kid": kid}
+    key = load_pem_private_key((Path(app.config["KEYS_DIR"]) / f"{kid}.pem").read_bytes(), None)  # as rotate-keys wrote
+    return key, app.config["JWT_ALGORITHM"], {"kid": kid}
 
 
 def another_key(app):  # a key of the app's own kind that the app does not have
@@ -349,14 +326,6 @@ def sign_as(app, claims, key=None, algorithm=None):
     """A token with these claims, signed as the app signs them (or with this key, or this algorithm)."""
     own_key, own_algorithm, headers = signing_key(app)
     return jwt.encode(claims, own_key if key is None else key, algorithm=algorithm or own_algorithm, headers=headers)
-
-
-def resign(token, claims, secret):
-    """`token`'s claims replaced, signed as its server did: HS256 with `secret`, or its kid's key (step09 on)."""
-    kid = jwt.get_unverified_header(token).get("kid")
-    if kid is None:
-        return jwt.encode(claims, secret, algorithm="HS256")
-    return jwt.encode(claims, key_of(os.environ["KEYS_DIR"], kid), algorithm="EdDSA", headers={"kid": kid})
 
 
 def forged_tokens(app):  # every kind of token an attacker can send; the first is valid
@@ -389,7 +358,6 @@ def forged_tokens(app):  # every kind of token an attacker can send; the first i
 
 
 # Generated bad input (tests/test_bad_input.py, test_step06_revoke.py) ---------------------------------------------
-
 def run(examples):
     """Hypothesis' settings for a generated test of `examples` requests; a learner's run sends a quarter of them."""
     from needs import STRICT  # the plugin's, set by now

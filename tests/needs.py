@@ -1,6 +1,5 @@
 """What a test needs beyond Python and uv: `@pytest.mark.needs("redis")`, or found("redis") in a fixture. Missing:
-skipped, one reason per thing (pytest's -rs ends with a line for each, counted); failed under CI=true or --require-all.
-"""
+skipped, one reason per thing (pytest's -rs ends with a line each, counted); failed under CI=true or --require-all."""
 import importlib.util
 import os
 import shutil
@@ -46,11 +45,9 @@ CHROMIUM = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 NEEDS = {  # name: (what it is, how to get it, finder: what it found, or raises Missing)
     "redis": ("Redis", "start Redis and set TEST_REDIS_URL=redis://127.0.0.1:6379/0 (tests use keys of their own)",
               lambda: require(os.environ.get("TEST_REDIS_URL"), "TEST_REDIS_URL is not set")),
-    "database servers": (
-        "MariaDB/MySQL and PostgreSQL",
-        'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/ '
-        'postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
-        lambda: require(os.environ.get("TEST_DATABASE_URLS"), "TEST_DATABASE_URLS is not set")),
+    "database servers": ("MariaDB/MySQL and PostgreSQL", 'set TEST_DATABASE_URLS="mysql+pymysql://root@127.0.0.1:3306/'
+                         ' postgresql+psycopg://postgres@127.0.0.1:5432/postgres"',
+                         lambda: require(os.environ.get("TEST_DATABASE_URLS"), "TEST_DATABASE_URLS is not set")),
     "gunicorn": ("gunicorn", "Linux or macOS (uv sync installs it there)",
                  lambda: require(sys.platform != "win32" and importlib.util.find_spec("gunicorn"),
                                  "gunicorn does not run on Windows, or is not installed")),
@@ -74,10 +71,6 @@ def look(name):  # (what was found, None) or (None, why it is missing)
         return None, str(missing)
 
 
-def available(name):
-    return look(name)[1] is None
-
-
 def found(name):  # what the need found (a URL, paths); if it is missing, the test is skipped (failed if strict)
     value, why = look(name)
     if why:
@@ -94,14 +87,10 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    global STRICT
-    STRICT = ""  # a new session in the same process (tutorial check's) starts afresh
-    if config.getoption("require_all"):
-        STRICT = "--require-all"
-    elif os.environ.get("TUTORIAL_REQUIRE_ALL"):
-        STRICT = "TUTORIAL_REQUIRE_ALL=1"
-    elif os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-        STRICT = f"CI={os.environ['CI']}"
+    global STRICT  # set afresh: tutorial check runs several sessions in one process
+    ci = os.environ.get("CI", "").lower() in ("true", "1", "yes")
+    STRICT = ("--require-all" if config.getoption("require_all") else "TUTORIAL_REQUIRE_ALL=1"
+              if os.environ.get("TUTORIAL_REQUIRE_ALL") else f"CI={os.environ['CI']}" if ci else "")
     config.addinivalue_line("markers", "needs(*names): what the test needs beyond Python and uv: " + ", ".join(NEEDS))
 
 

@@ -1,7 +1,6 @@
 """Generated bad input, from step04 on: no request a client can send gets a 5xx, a traceback or SQL text (the app in
 production mode, where an unhandled error is a 500). What schemathesis cannot send, as the OpenAPI document does not
-describe it: other paths and methods, bodies wrong at the byte level, forged tokens (strategies: tests/conftest.py).
-"""
+describe it: other paths and methods, bodies wrong at the byte level, forged tokens (strategies: conftest.py)."""
 import urllib.parse
 
 import pytest

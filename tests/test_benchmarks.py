@@ -6,13 +6,12 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tutorial.live import clean_env
+from tutorial.steps import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--seconds", "0.3", "--client", "python"]
 WRK = ["--seconds", "1", "--client", "wrk" if shutil.which("wrk") else "python"]
 RUNS = [  # (script, its arguments, how its last line begins)

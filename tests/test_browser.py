@@ -4,58 +4,44 @@ from another) are served from threads of this process. To replace frontend/scree
 
     UPDATE_SCREENSHOT=1 uv run pytest tests/test_browser.py -k log_in
 """
+import contextlib
 import json
 import os
 import secrets
 import shutil
-import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import jwt
 import pytest
-from flask import Flask
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.shared_data import SharedDataMiddleware
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 import needs
-from conftest import resign
-from tutorial.live import build_app, release
+from conftest import sign_as
+from tutorial.live import AppServer, build_app
+from tutorial.steps import ROOT
 
-FRONTEND = Path(__file__).resolve().parents[1] / "frontend"
+FRONTEND = ROOT / "frontend"
 FINISHED = "step06_revoke"  # the last step whose login answers the token (header mode); the cookie tests follow below
 UPDATE_SCREENSHOT = bool(os.environ.get("UPDATE_SCREENSHOT"))
-KEY = secrets.token_hex(32)  # the API signs with it (step09 on: the KEYS_DIR): a test can make an expired token
+KEY = secrets.token_hex(32)  # the API's JWT_SECRET_KEY (step09 on, it signs with the KEYS_DIR's key)
 JWT_COOKIES = {"access_token_cookie", "refresh_token_cookie"}
 # One Chromium for the module, so one xdist worker (--dist loadgroup); carried forward to the finished step only.
 pytestmark = [pytest.mark.needs("chromium"), pytest.mark.xdist_group("browser"), pytest.mark.ends_only]
 
 
-class Logged(WSGIRequestHandler):
-    def log_request(self, code="-", size="-"):  # the server's log, for the tests: [("GET /users", 200), ...]
-        self.server.requests.append((f"{self.command} {self.path}", int(code)))
-
-
 @pytest.fixture(scope="module")
 def servers():
-    """get(name, make_app, port=0) -> a WSGI app served from a thread, started once a module."""
+    """get(name, make_app, port=0) -> a WSGI app served from a thread (its log: .requests), started once a module."""
     started = {}
+    with contextlib.ExitStack() as servers:
+        def get(name, make_app, port=0):
+            if name not in started:
+                started[name] = servers.enter_context(AppServer(make_app(), port))
+            return started[name]
 
-    def get(name, make_app, port=0):
-        if name not in started:
-            server = started[name] = make_server("127.0.0.1", port, make_app(), threaded=True, request_handler=Logged)
-            server.requests, server.url = [], f"http://127.0.0.1:{server.server_port}"
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return started[name]
-
-    yield get
-    for server in started.values():
-        server.shutdown()
-        server.server_close()
-        if isinstance(server.app, Flask):
-            release(server.app)
+        yield get
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +56,7 @@ def browser(tmp_path_factory):  # one Chromium for the module; each test starts 
     # SameSite and CORS are the browser's network service's, the same either way (--disable-site-isolation-trials).
     for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-sync", "--disable-background-networking", "--disable-component-update",
-                     "--disable-site-isolation-trials",
-                     "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+                     "--disable-site-isolation-trials", "--window-size=1000,1040", f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CORS errors are told
     driver = webdriver.Chrome(options=options, service=Service(str(chromedriver)))
@@ -154,8 +139,8 @@ def log_in(driver, s, origin=None, mode=""):
     driver.find_element("id", "login-button").click()
 
 
-def with_exp(token, exp):  # the token's claims with this exp, signed as the server signs (KEY)
-    return resign(token, {**jwt.decode(token, options={"verify_signature": False}), "exp": exp}, KEY)
+def with_exp(s, token, exp):  # the token's claims with this exp, signed as the API signs
+    return sign_as(s.api.app, {**jwt.decode(token, options={"verify_signature": False}), "exp": exp})
 
 
 def logouts(s):
@@ -195,9 +180,9 @@ def test_log_in_see_the_users_and_log_out(browser, site, tmp_path):
 def test_an_expired_token_gets_the_articles_message(browser, site, tmp_path):
     # Not a short-lived token waited out: a loaded machine could let it lapse before the first GET /users. The
     # stored token is swapped for the same claims, expired, and the page shows it as it shows a token after a login.
-    log_in(browser, site())
+    log_in(browser, s := site())
     see_users(browser)
-    expired = with_exp(session_storage(browser, "token"), int(time.time()) - 60)
+    expired = with_exp(s, session_storage(browser, "token"), int(time.time()) - 60)
     browser.execute_script("sessionStorage.setItem('token', arguments[0]); showSession()", expired)
     wait_for(browser, lambda: text(browser, "countdown").startswith("expired"), "the countdown", timeout=5)
 
@@ -228,23 +213,16 @@ def test_a_page_from_an_origin_not_allowed_is_blocked_by_the_browser(browser, si
 
 
 # Step 07's cookies ---------------------------------------------------------------------------------------
-
-
 def browser_cookies(driver):
     """Every cookie the browser holds, HttpOnly ones included (what the DevTools show): {(name, path): cookie}."""
     return {(c["name"], c["path"]): c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]}
-
-
-def log_in_with_cookies(driver, s):
-    log_in(driver, s, mode="&mode=cookies")
-    see_users(driver)
 
 
 def swap_access_cookie(driver, s, exp):
     """The access cookie replaced by one with the same claims but this exp."""
     cookie = browser_cookies(driver)[("access_token_cookie", "/")]
     kept = {k: cookie[k] for k in ("name", "path", "httpOnly", "sameSite")}
-    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": with_exp(cookie["value"], exp)})
+    driver.execute_cdp_cmd("Network.setCookie", {**kept, "url": s.api.url, "value": with_exp(s, cookie["value"], exp)})
     return browser_cookies(driver)[("access_token_cookie", "/")]["value"]
 
 
@@ -252,7 +230,8 @@ def swap_access_cookie(driver, s, exp):
 def test_a_cookie_session_from_login_to_logout(browser, site):
     # No script sees the JWT; the access cookie is renewed implicitly and, expired, through /refresh; one login (costly)
     s = site()
-    log_in_with_cookies(browser, s)
+    log_in(browser, s, mode="&mode=cookies")
+    see_users(browser)
     assert text(browser, "identity") == "admin@gmail.com"
     held = browser_cookies(browser)
     assert {name for name, _ in held} == JWT_COOKIES | {"csrf_access_token", "csrf_refresh_token"}
@@ -293,7 +272,6 @@ def test_a_cookie_session_from_login_to_logout(browser, site):
 
 
 # The attack -------------------------------------------------------------------------------------------
-
 # Another site with CSRF protection on is no case of its own: SameSite stops it before any CSRF check (the last case).
 ATTACKS = {  # id: (where the hostile page is, CSRF protection, what the form's POST /logout is answered)
     "same-site-CSRF-check-stops-it": ("127.0.0.1", "on", {"code": 213, "message": "CSRF tokens do not match"}),
@@ -309,9 +287,10 @@ def test_a_hostile_page_posts_with_the_visitors_cookies(browser, site, host, pro
     succeeded = form_answer["code"] == 200
     for attack in ("form", "fetch"):  # an auto-submitted form, then a no-cors fetch
         if attack == "form" or succeeded:  # a successful attack logged the visitor out
-            log_in_with_cookies(browser, s)
+            log_in(browser, s, mode="&mode=cookies")
+            see_users(browser)
         s.api.requests.clear()
-        browser.get(f"http://{host}:{s.hostile.server_port}/hostile.html?api={s.api.url}&attack={attack}")
+        browser.get(f"http://{host}:{s.hostile.port}/hostile.html?api={s.api.url}&attack={attack}")
         if attack == "form":  # the tab has navigated to the API's answer
             wait_for(browser, lambda: browser.current_url.startswith(s.api.url), "the form's POST")
             assert json.loads(browser.find_element("tag name", "body").text) == form_answer

@@ -3,13 +3,12 @@ by nbclient (why not nbmake: CONTRIBUTING.md) in a fresh `python3` kernel in not
 import os
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
-from tutorial.steps import reference_steps
+from tutorial.steps import ROOT, reference_steps
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = ROOT / "notebooks"
 CJK = r"[\u4e00-\u9fff]"
 
 

@@ -57,12 +57,6 @@ def escape(key):
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def validators(document):
-    """pointer -> the schema there, $refs resolved in the whole document; each made once (~1 ms each)."""
-    return functools.cache(lambda pointer: jsonschema_rs.Draft202012Validator(
-        {**document, "$ref": "#" + quote(pointer, safe="/~")}))
-
-
 @pytest.mark.since("step02_db")
 def test_the_step_has_a_valid_openapi_31_document(step_package, document):
     from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR  # the specification's schema; import: ~0.7 s
@@ -200,28 +194,12 @@ def probes(document, headers):
     yield "up", "GET", "/no-such-path", "/no-such-path", {}, "NotFound"
 
 
-def check_answer(document, validator, response, where, pointer):
-    """The answer against the response object at `pointer`: its headers, media type and body; returns the body."""
-    spec, pointer = resolve(document, {"$ref": "#" + pointer}, pointer)
-    for name, header in spec.get("headers", {}).items():
-        header, header_pointer = resolve(document, header, f"{pointer}/headers/{escape(name)}")
-        value = response.headers.get(name)
-        assert value is not None or not header.get("required"), f"{where}: no {name} header"
-        errors = [] if value is None else list(validator(header_pointer + "/schema").iter_errors(value))
-        assert not errors, f"{where}: header {name}: {value!r}: {errors[0].message}"
-    documented = list(spec.get("content", {}))
-    assert response.mimetype in documented, f"{where}: answered {response.mimetype}, documented {documented}"
-    if response.mimetype != "application/json":
-        return None
-    body = response.get_json()
-    errors = list(validator(f"{pointer}/content/application~1json/schema").iter_errors(body))
-    assert not errors, f"{where}: {body}: {errors[0].message} (at {'/'.join(map(str, errors[0].instance_path))})"
-    return body
-
-
 @pytest.mark.since("step02_db")
 def test_every_answer_is_documented_and_every_documented_answer_happens(step, apps, models, document):
-    answers, validator = {}, validators(document)
+    answers = {}
+    # pointer -> the schema there, $refs resolved in the whole document; each made once (~1 ms each)
+    validator = functools.cache(lambda pointer: jsonschema_rs.Draft202012Validator(
+        {**document, "$ref": "#" + quote(pointer, safe="/~")}))
     headers, rows = tokens(apps["up"], models), hasattr(models.User, "token_version") and accounts(apps["up"], models)
     for app_name, method, path, url, kwargs, why in probes(document, headers):
         if app_name not in apps:  # keys down before step09
@@ -243,7 +221,22 @@ def test_every_answer_is_documented_and_every_documented_answer_happens(step, ap
             assert str(status) in operations(document)[path, method]["responses"], f"{where}: undocumented status " \
                 f"{response.get_data(as_text=True)[:200]}"
             pointer = f"/paths/{escape(path)}/{method.lower()}/responses/{status}"
-        answers.setdefault(pointer, []).append(check_answer(document, validator, response, where, pointer))
+        # The answer against the response object at `pointer`: its headers, media type and body.
+        spec, spec_pointer = resolve(document, {"$ref": "#" + pointer}, pointer)
+        for name, header in spec.get("headers", {}).items():
+            header, header_pointer = resolve(document, header, f"{spec_pointer}/headers/{escape(name)}")
+            value = response.headers.get(name)
+            assert value is not None or not header.get("required"), f"{where}: no {name} header"
+            errors = [] if value is None else list(validator(header_pointer + "/schema").iter_errors(value))
+            assert not errors, f"{where}: header {name}: {value!r}: {errors[0].message}"
+        documented, body = list(spec.get("content", {})), None
+        assert response.mimetype in documented, f"{where}: answered {response.mimetype}, documented {documented}"
+        if response.mimetype == "application/json":
+            body = response.get_json()
+            errors = list(validator(f"{spec_pointer}/content/application~1json/schema").iter_errors(body))
+            at = "/".join(map(str, errors[0].instance_path)) if errors else ""
+            assert not errors, f"{where}: {body}: {errors[0].message} (at {at})"
+        answers.setdefault(pointer, []).append(body)
     expected = {"/components/responses/NotFound", "/components/responses/MethodNotAllowed"} | {
         f"/paths/{escape(path)}/{method.lower()}/responses/{status}"
         for (path, method), op in operations(document).items() for status in op["responses"]}

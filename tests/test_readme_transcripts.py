@@ -21,7 +21,7 @@ def case(example):
 def started(request):
     """The blocks this run checks (the cases left after -k, whose needs are there), started together on this worker."""
     cases = [item for item in request.session.items if item.originalname == "test_console_block_shows_what_runs"
-             and all(needs.available(name) for marker in item.iter_markers("needs") for name in marker.args)]
+             and all(needs.look(name)[1] is None for marker in item.iter_markers("needs") for name in marker.args)]
     pool = transcripts.start([item.callspec.params["example"].parsed for item in cases])
     yield
     pool.shutdown(cancel_futures=True)  # after -x, say: what has not started never will
@@ -43,8 +43,6 @@ def test_every_step_readme_says_how_to_run_it_and_runs_every_curl_line(readme):
 
 
 # The checker itself --------------------------------------------------------------------------------------
-
-
 @pytest.mark.needs("bash")
 def test_a_readme_out_of_step_with_its_code_fails_and_update_rewrites_it(tmp_path):
     original = (ROOT / "step01_basic" / "README.md").read_text(encoding="utf-8")

@@ -1,7 +1,6 @@
 """Schemathesis's own command line (`st run`, in this process) against each step from 04 on, served over real HTTP
 (conftest's `serve`): every phase and check, SCHEMATHESIS_EXAMPLES cases per operation (20 in CI, 5 for a learner),
-seed SCHEMATHESIS_SEED (15). Steps 02 and 03 are left out: their 500s are the article's lesson (tests/test_openapi.py).
-"""
+seed SCHEMATHESIS_SEED (15). Not steps 02 and 03: their 500s are the article's lesson (tests/test_openapi.py)."""
 import os
 import re
 import uuid

@@ -16,8 +16,7 @@ HALF = {step: f"start_copies_{2 * i // len(STEPS)}" for i, step in enumerate(STE
 
 @pytest.fixture(scope="session")
 def start_copies(request, tmp_path_factory):
-    """start_copies(half): {step: CheckResult} of the introduced tests on the start copies of that half this run
-    checks (the cases left after -k, and after a learner's run keeps the finished step's only), checked at once."""
+    """start_copies(half): {step: CheckResult} of the introduced tests on that half's start copies, checked at once."""
     workspace, checked = tmp_path_factory.mktemp("start-copies"), {}
 
     def check(half):

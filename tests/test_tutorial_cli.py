@@ -16,14 +16,12 @@ from tutorial.steps import ROOT, StepError
 
 pytestmark = pytest.mark.schedule_first  # checks are processes of their own (tests/conftest.py)
 
-# What tells the step tests of database servers, Redis and strict mode: a learner's laptop has none of them. The
-# verdicts are the tool's, not the servers'; the suite itself runs every step on the servers.
+# Database servers, Redis and strict mode, which a learner's laptop has not: the verdicts are the tool's to prove.
 SERVERS_AND_STRICTNESS = ("TEST_DATABASE_URLS", "TEST_REDIS_URL", "CI", "TUTORIAL_REQUIRE_ALL")
 
 
 def copy_step(step, workspace, file=None, right=None, wrong=None):
-    """Copy the reference step's code into the workspace, with `right` in `file` replaced by `wrong` (None: `wrong` put
-    first)."""
+    """The reference step's code copied into `workspace`, `right` in `file` replaced by `wrong` (None: put first)."""
     shutil.copytree(ROOT / step, workspace / step, ignore=shutil.ignore_patterns("__pycache__", "README*"))
     if file is not None:
         path = workspace / step / file
@@ -73,8 +71,7 @@ OTHER_COPIES = {  # (step, file, right, wrong, -k) as in MISTAKES
 
 @pytest.fixture(scope="session")
 def checked(tmp_path_factory):
-    """{copy: its CheckResult or StepError}, each copy in a workspace of its own, all checked in one process
-    (checking.run_checks) as on a learner's laptop."""
+    """{copy: its CheckResult or StepError}, each in a workspace of its own, all checked in one process (run_checks)."""
     checks = {}
     for name, (step, file, right, wrong, select) in {**MISTAKES, **OTHER_COPIES}.items():
         folder = tmp_path_factory.mktemp("copy")

@@ -83,16 +83,11 @@ def pytest_runtest_makereport(item, call):
     report = yield
     step, callspec = checked_step(item), getattr(item, "callspec", None)
     case = item.config.stash.setdefault(CASES, {}).setdefault(item.nodeid, {
-        "nodeid": item.nodeid,
-        "step": step,
-        "file": shown(item.path),
-        "function": item.originalname,
+        "nodeid": item.nodeid, "step": step, "file": shown(item.path), "function": item.originalname,
         "doc": (item.function.__doc__ or "").strip().split("\n\n")[0],
         "case": "-".join(part for part in callspec.id.split("-") if part != step) if callspec else "",
-        "introduced": introduced(item, step),
-        "already_holds": item.get_closest_marker("already_holds") is not None,
-        "outcome": "passed",
-    })
+        "introduced": introduced(item, step), "already_holds": item.get_closest_marker("already_holds") is not None,
+        "outcome": "passed"})
     if report.skipped and case["outcome"] == "passed":
         case["outcome"] = "skipped"
     elif report.failed and case["outcome"] != "failed":  # the first failure (setup, call or teardown) is explained

@@ -72,8 +72,7 @@ def readme_block(step):
 
 
 def readme_diffs(write=False):
-    """The step READMEs (English and, where it exists, Chinese) whose generated block, between START and END at the end
-    of the "What changed" section, is out of date; with `write`, those rewritten with it."""
+    """The step READMEs (English, Chinese) whose block between START and END is out of date; `write`: rewritten."""
     stale = []
     for step in reference_steps()[1:]:  # every step that has a previous one
         for path in [ROOT / step / "README.md", *(ROOT / step).glob("README.zh-CN.md")]:

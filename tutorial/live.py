@@ -1,6 +1,5 @@
 """Serve or run a step for the tests and the notebooks, on the database the caller names (a SQLite file, a URL, or
-None: the step's own), without the learner's settings unless passed in `env`. Why in process or not: CONTRIBUTING.md.
-"""
+None: the step's own), without the learner's settings unless passed in `env`. In process or not: CONTRIBUTING.md."""
 import ast
 import base64
 import contextlib
@@ -55,17 +54,13 @@ def clean_env(env=None, dotenv=False):
     clean = {k: v for k, v in os.environ.items() if k not in LEARNERS}
     clean["PYTHONIOENCODING"] = "utf-8"  # what the child prints is read as UTF-8, also on Windows (cp1252, GBK)
     if os.environ.get("PYTHONWARNDEFAULTENCODING"):  # CI: our code's EncodingWarning is an error in children too
-        clean["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *_encoding_errors()]))
+        folders = [("tutorial", ROOT / "tutorial")] + [(step, steps_dir() / step) for step in reference_steps()]
+        modules = [m for name, folder in folders for m in [name, *(f"{name}.{p.stem}" for p in folder.glob("*.py"))]]
+        errors = [f"error::EncodingWarning:{m}" for m in modules if not m.endswith(".__init__")]  # exact names
+        clean["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), *errors]))
     if not dotenv:
         clean["FLASK_SKIP_DOTENV"] = "1"
     return {**clean, **(env or {})}
-
-
-def _encoding_errors():
-    """PYTHONWARNINGS entries making EncodingWarning an error in our own modules (exact names, not patterns)."""
-    folders = [("tutorial", ROOT / "tutorial")] + [(step, steps_dir() / step) for step in reference_steps()]
-    modules = [m for name, folder in folders for m in [name, *(f"{name}.{p.stem}" for p in folder.glob("*.py"))]]
-    return [f"error::EncodingWarning:{module}" for module in modules if not module.endswith(".__init__")]
 
 
 def run_flask(step, db_file, *args, env=None, cwd=None, dotenv=False):
@@ -109,7 +104,7 @@ def build_app(step, db_file, config=None, env=None):
 
 def release(app):
     """Close an app's pooled database connections now: a server allows only so many, Windows keeps a file open."""
-    if "sqlalchemy" in app.extensions:
+    if "sqlalchemy" in getattr(app, "extensions", {}):  # not every WSGI app served is a Flask app
         with app.app_context():
             app.extensions["sqlalchemy"].engine.dispose()
 
@@ -179,18 +174,20 @@ class HTTPClient(contextlib.AbstractContextManager):
 
 
 class AppServer(HTTPClient):
-    """An app built in this process, served on a free port by werkzeug's threaded server from a thread."""
+    """A WSGI app of this process, served on `port` (0: a free one) by werkzeug's threaded server from a thread.
+    No access line in a notebook's or a test's output: `requests` lists them, [("GET /users", 200), ...]."""
 
-    def __init__(self, app):
+    def __init__(self, app, port=0):
         from werkzeug.serving import WSGIRequestHandler, make_server
 
-        class Quiet(WSGIRequestHandler):
-            def log_request(self, *args):  # no access line per request in a notebook's or a test's output
-                pass
+        class Logged(WSGIRequestHandler):
+            def log_request(self, code="-", size="-"):
+                self.server.requests.append((f"{self.command} {self.path}", int(code)))
 
         self.app = app
-        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-        self.port = self.server.server_port
+        self.server = make_server("127.0.0.1", port, app, threaded=True, request_handler=Logged)
+        self.port, self.requests = self.server.server_port, []
+        self.server.requests = self.requests
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def wait_until_ready(self):
@@ -211,8 +208,7 @@ class LiveServer(HTTPClient):
     def __init__(self, step, db_file, *args, env=None, config=None):
         self.port, self.ready = 0, False
         self.cmd = self.command(step, db_file, *args, config=config)  # benchmarks/users.py overrides it
-        # The server appends to its log (O_APPEND) and output() reads it through a file of its own: with one shared
-        # file and offset, a read while the server writes would overwrite lines. A line is there once written.
+        # The server appends to its log (O_APPEND), output() reads it through a file of its own: no shared offset.
         fd, self.log_path = tempfile.mkstemp(prefix="live-server-", suffix=".log")
         os.close(fd)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
@@ -277,8 +273,6 @@ class GunicornServer(LiveServer):
 
 
 # Notebook helpers: what every notebook's first cell would define, kept here so that cell is short.
-
-
 def show(step, file, name=None):
     """Display a file of a step as it is on disk, or one class, function or method of it ("Login.post")."""
     from IPython.display import display

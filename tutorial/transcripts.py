@@ -12,8 +12,6 @@ sybil's Markdown lexer finds the blocks; `evaluate` runs each as the HTML commen
         Run by that test, which must exist.
 
 Outputs are compared after normalising JWTs (to their claim names), UUIDs, log times, epoch seconds, end spaces.
-
-    uv run python -m tutorial.transcripts [--update] [STEP ...]   # --update: rewrite the outputs that differ
 """
 import argparse
 import atexit
@@ -71,6 +69,8 @@ class Block:
     step = property(lambda self: self.readme.parent.name)  # the folder the README is in
     where = property(lambda self: f"{shown(self.readme)}:{self.line + 1}")
     id = property(lambda self: f"{self.step}-{self.number}")
+    slow = property(lambda self: "--debug" in (self.annotation or "")  # a real server, or a sleep: started first
+                    or any(c.text.startswith("sleep ") for c in self.commands))
 
     @functools.cached_property
     def spec(self):
@@ -196,13 +196,9 @@ def start(blocks):
         for block in blocks:
             block.run = one.submit(run_block, block) if (block.annotation or "").startswith("cli") else None
     pool = ThreadPoolExecutor(6, thread_name_prefix="transcript")
-    for block in sorted(blocks, key=slow, reverse=True):  # stable: README order otherwise
+    for block in sorted(blocks, key=lambda b: b.slow, reverse=True):  # stable: README order otherwise
         block.run = block.run or pool.submit(run_block, block)
     return pool
-
-
-def slow(block):
-    return "--debug" in (block.annotation or "") or any(c.text.startswith("sleep ") for c in block.commands)
 
 
 def run_block(block):
