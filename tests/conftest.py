@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tutorial.live import CONFIG_VARIABLES, AppServer, build_app, release
-from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step, reference_steps  # ROOT: for the step tests
+from tutorial.steps import ROOT, STEPS_DIR_VARIABLE, import_step, reference_steps  # noqa: F401 (ROOT: for the step tests)
 
 pytest_plugins = ["needs"]
 
