@@ -1,7 +1,10 @@
 """The checking process of `tutorial check` (tutorial/checking.py), and its pytest plugin: the tests of each
 --tutorial-step, and for a failure what a learner can read, never a traceback."""
+import ast
+import functools
 import importlib
 import json
+import linecache
 import os
 import re
 import sys
@@ -49,13 +52,26 @@ def short(text, limit=220):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+@functools.cache
+def statements(path):
+    """(first, last) line of every statement in a file, parsed once (pytest's entry.statement parses it each time)."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    return [(node.lineno, node.end_lineno) for node in ast.walk(tree) if isinstance(node, ast.stmt)]
+
+
+def statement_at(path, line):
+    """The first line of the innermost statement holding this line (a multi-line assert: its `assert` line)."""
+    first = max((start for start, end in statements(path) if start <= line <= end), default=line)
+    return linecache.getline(str(path), first).strip()
+
+
 def explain(excinfo, item, report):
     """What went wrong, in a few short fields, from the exception (never a whole traceback)."""
     test_file, where, raised_at, statement = item.path.resolve(), None, None, None
     for entry in excinfo.traceback:
         path = Path(str(entry.path)).resolve()
         if path.parent == test_file.parent:  # the test, or a fixture in conftest.py: its statement that failed
-            where, statement = f"{shown(path)}:{entry.lineno + 1}", entry.statement.lines[:1]
+            where, statement = f"{shown(path)}:{entry.lineno + 1}", (path, entry.lineno + 1)
         if steps_dir() in path.parents:  # the step's own code (the learner's copy, under `tutorial check`)
             raised_at = f"{shown(path)}, line {entry.lineno + 1}"
     lines = [line for line in str(excinfo.value).splitlines() if line.strip()]
@@ -74,7 +90,7 @@ def explain(excinfo, item, report):
     logged = re.findall(r"^(?:\w+\.)*\w*(?:Error|Exception): .+$", f"{report.caplog}\n{report.capstderr}", re.MULTILINE)
     if logged and short(logged[-1], 200) not in found:
         found += f" — the app logged {short(logged[-1], 200)}"
-    return {"expected": statement[0].strip() if statement else None, "where": where, "found": found,
+    return {"expected": statement_at(*statement) if statement else None, "where": where, "found": found,
             "raised_at": raised_at, "assertion": assertion, "hint": hint_for(found, item.originalname)}
 
 
