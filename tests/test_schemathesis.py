@@ -45,6 +45,7 @@ class Tokens:
 
 @pytest.mark.since("step04_errors")
 @pytest.mark.ends_only  # seconds a step
+@pytest.mark.schedule_first
 def test_schemathesis_finds_nothing(step, serve, tmp_path, monkeypatch):
     # Step08 on: the run's hundreds of failed logins must not lock out the hooks' own (hashes cheap: conftest.serve).
     server = serve(config={"BLOCKLIST": "memory", "JWT_SECRET_KEY": TEST_SECRET,

@@ -39,6 +39,7 @@ def start_copies(request, tmp_path_factory):
 # A property of the tests and the steps, the same on every machine: a learner's run checks the finished step's
 # start copy (the workshop tools work here); CI, and --all-steps, every step's (tests/conftest.py).
 @pytest.mark.finished_step_for_learners
+@pytest.mark.schedule_first  # one checking process of several seconds per half
 @pytest.mark.parametrize("step", [pytest.param(s, marks=pytest.mark.xdist_group(HALF[s])) for s in STEPS])
 def test_every_test_a_step_introduces_fails_on_its_start_copy(step, start_copies):
     cases = [case for case in start_copies(HALF[step])[step].tests if case["introduced"]]
