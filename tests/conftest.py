@@ -49,6 +49,12 @@ def pytest_addoption(parser):
     parser.addoption("--all-steps", action="store_true", help="run every step's copy of every carried-forward check")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: not there in the checking process (no plugins)
+def pytest_xdist_auto_num_workers(config):
+    """-n auto: one worker per core, and one more, for the time tests wait on a server, a kernel or a timeout."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1
+
+
 def pytest_report_header(config):
     return "databases: " + ", ".join(DATABASES if SERVER_URLS else ["sqlite (set TEST_DATABASE_URLS for more)"])
 
