@@ -49,9 +49,8 @@ def pytest_addoption(parser):
     parser.addoption("--all-steps", action="store_true", help="run every step's copy of every carried-forward check")
 
 
-@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: not there in the checking process (no plugins)
-def pytest_xdist_auto_num_workers(config):
-    """-n auto: one worker per core, and one more, for the time tests wait on a server, a kernel or a timeout."""
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's (-n auto): a worker per core and one more, for the time tests
+def pytest_xdist_auto_num_workers(config):  # wait on a server, a kernel or a timeout with their core idle
     return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) + 1
 
 
