@@ -21,6 +21,7 @@ def notebook(step):
 
 @pytest.mark.finished_step_for_learners  # a kernel and the notebook's servers each: CI runs every notebook
 @pytest.mark.schedule_first  # seconds each
+@pytest.mark.xdist_group("notebooks")  # on one worker: importing nbformat costs a test process 2–5 s of CPU, once
 @pytest.mark.parametrize("step", reference_steps())
 def test_notebook_runs_without_errors(step, tmp_path):
     import nbformat  # here, not at collection: its jsonschema import costs each pytest process ~2 s
