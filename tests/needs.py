@@ -52,7 +52,7 @@ NEEDS = {  # name: (what it is, how to get it, finder: what it found, or raises 
                  lambda: require(sys.platform != "win32" and importlib.util.find_spec("gunicorn"),
                                  "gunicorn does not run on Windows, or is not installed")),
     "newman": ("Node.js and newman", "install Node.js 18 or newer, then run `npm ci` in the repository root",
-               lambda: node_package(".bin/newman.cmd" if os.name == "nt" else ".bin/newman")),  # npm's shim on Windows
+               lambda: node_package("newman/bin/newman.js")),  # run by node itself: the same path on Windows
     "chromium": ("Chromium and chromedriver",
                  "apt-get install chromium chromium-driver, or set CHROMIUM and CHROMEDRIVER to the programs",
                  lambda: (program(*CHROMIUM, variable="CHROMIUM"), program("chromedriver", variable="CHROMEDRIVER"))),
